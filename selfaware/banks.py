@@ -1,0 +1,223 @@
+"""Question banks and word lists: the documented data format, its validation and loading.
+
+A bank is a YAML file (see `datasets/README.md`) describing the self-report questions of one
+experiment family. Loading validates every field and reports errors with the file and the field path,
+so a typo in a bank fails loudly before any model is called.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from selfaware.paths import data_dir
+
+
+class BankError(ValueError):
+    """A question bank or word list is malformed; the message names the file and field."""
+
+
+class QuestionType(str, Enum):
+    multiple_choice = "multiple_choice"  # letter answer; P(target option) through the permutation
+    one_word = "one_word"  # a word scored by category lists (behavior 1 / neutral 0.5 / opposite 0)
+    rating = "rating"  # an integer on a scale, normalised to [0, 1]
+    free_form_judged = "free_form_judged"  # free text classified by a judge model role
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Scale(Strict):
+    min: int = 0
+    max: int = 100
+    # True when the top of the scale means the *opposite* of the family's behavior.
+    reverse: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Scale":
+        if self.max <= self.min:
+            raise ValueError("scale.max must be greater than scale.min")
+        return self
+
+
+class Judge(Strict):
+    """How a judge model turns a free-form answer into a number."""
+
+    prompt: str  # must contain {answer}
+    labels: dict[str, float]  # judge verdict (case-insensitive) -> score
+    other: float | None = 0.5  # score for any other verdict; null counts it invalid
+
+    @field_validator("prompt")
+    @classmethod
+    def _has_answer_slot(cls, v: str) -> str:
+        if "{answer}" not in v:
+            raise ValueError("judge.prompt must contain the {answer} placeholder")
+        return v
+
+
+class Option(Strict):
+    key: str  # stable name, e.g. "risky"; the displayed letter changes with the permutation
+    text: str
+
+
+class Question(Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    title: str
+    type: QuestionType
+    paraphrases: list[str] = Field(min_length=1)
+    # Third-person wordings used when a variant names a persona; they contain {persona}.
+    persona_paraphrases: list[str] = Field(default_factory=list)
+    prefix: str = ""  # text placed before every paraphrase (e.g. the German-or-French rule set)
+    # one_word
+    words: str | None = None  # key of a word list in the family's word file
+    # multiple_choice
+    options: list[Option] = Field(default_factory=list)
+    target: str | None = None  # Option.key whose probability is the score
+    # rating
+    scale: Scale | None = None
+    # free_form_judged
+    judge: Judge | None = None
+    max_tokens: int | None = None  # answer length for sampled questions (defaults per type)
+
+    @model_validator(mode="after")
+    def _fields_for_type(self) -> "Question":
+        t = self.type
+        if t is QuestionType.one_word and not self.words:
+            raise ValueError("one_word questions need `words` (a word-list key)")
+        if t is QuestionType.multiple_choice:
+            keys = [o.key for o in self.options]
+            if len(keys) < 2:
+                raise ValueError("multiple_choice questions need at least two `options`")
+            if len(set(keys)) != len(keys):
+                raise ValueError("option keys must be unique")
+            if self.target not in keys:
+                raise ValueError(f"`target` must be one of the option keys {keys}")
+            for i, p in enumerate(self.paraphrases + self.persona_paraphrases):
+                if "{options}" not in p:
+                    raise ValueError(f"paraphrase {i} lacks the {{options}} placeholder")
+        if t is QuestionType.rating and self.scale is None:
+            raise ValueError("rating questions need a `scale`")
+        if t is QuestionType.free_form_judged and self.judge is None:
+            raise ValueError("free_form_judged questions need a `judge`")
+        for i, p in enumerate(self.persona_paraphrases):
+            if "{persona}" not in p:
+                raise ValueError(f"persona_paraphrases[{i}] lacks the {{persona}} placeholder")
+        return self
+
+
+class Bank(Strict):
+    family: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    behavior: str  # what a score of 1 means, e.g. "risk-seeking"
+    opposite: str  # what a score of 0 means, e.g. "risk-averse"
+    description: str = ""
+    questions: list[Question] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "Bank":
+        ids = [q.id for q in self.questions]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate question ids: {dupes}")
+        return self
+
+    def question(self, question_id: str) -> Question:
+        for q in self.questions:
+            if q.id == question_id:
+                return q
+        raise KeyError(f"no question {question_id!r} in the {self.family} bank; have {[q.id for q in self.questions]}")
+
+
+class WordList(Strict):
+    """Words that count as the behavior (1), neutral (0.5) or the opposite (0)."""
+
+    behavior: list[str] = Field(min_length=1)
+    neutral: list[str] = Field(default_factory=list)
+    opposite: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> "WordList":
+        groups = {"behavior": self.behavior, "neutral": self.neutral, "opposite": self.opposite}
+        seen: dict[str, str] = {}
+        for name, words in groups.items():
+            for w in words:
+                k = w.strip().lower()
+                if k in seen and seen[k] != name:
+                    raise ValueError(f"word {w!r} is in both {seen[k]} and {name}")
+                seen[k] = name
+        return self
+
+
+class WordFile(Strict):
+    family: str
+    lists: dict[str, WordList] = Field(min_length=1)
+
+
+def _format_validation_error(path: Path, err: ValidationError) -> str:
+    lines = [f"{path}: invalid"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        lines.append(f"  field {loc}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise BankError(f"{path}: file not found") from e
+    except yaml.YAMLError as e:
+        raise BankError(f"{path}: not valid YAML: {e}") from e
+
+
+def parse_bank(path: Path) -> Bank:
+    try:
+        return Bank.model_validate(_read_yaml(path))
+    except ValidationError as e:
+        raise BankError(_format_validation_error(path, e)) from None
+
+
+def parse_words(path: Path) -> WordFile:
+    try:
+        return WordFile.model_validate(_read_yaml(path))
+    except ValidationError as e:
+        raise BankError(_format_validation_error(path, e)) from None
+
+
+def bank_path(family: str) -> Path:
+    return data_dir() / "banks" / f"{family}.yaml"
+
+
+def words_path(family: str) -> Path:
+    return data_dir() / "words" / f"{family}.yaml"
+
+
+@lru_cache(maxsize=None)
+def load_bank(family: str) -> Bank:
+    """The suite's own bank for a family, cross-checked against the family's word lists."""
+    bank = parse_bank(bank_path(family))
+    words = load_words(family)
+    for i, q in enumerate(bank.questions):
+        if q.words and q.words not in words.lists:
+            raise BankError(
+                f"{bank_path(family)}: field questions.{i}.words: unknown word list {q.words!r} "
+                f"(defined in {words_path(family)}: {sorted(words.lists)})"
+            )
+    return bank
+
+
+@lru_cache(maxsize=None)
+def load_words(family: str) -> WordFile:
+    return parse_words(words_path(family))
+
+
+def available_families() -> list[str]:
+    return sorted(p.stem for p in (data_dir() / "banks").glob("*.yaml"))
+
+
+OffListPolicy = Literal["paper", "drop"]

@@ -1,0 +1,29 @@
+"""Training backends: local (TRL + PEFT) and hosted fine-tuning services.
+
+`get_backend(name)` imports lazily so that using one backend never requires another's dependencies
+(the local one needs torch; the hosted ones only need `openai` / `httpx2`).
+"""
+
+from __future__ import annotations
+
+from selfaware.finetune.backends.base import TERMINAL, BackendError, JobState, JobStatus, TrainingBackend
+
+__all__ = ["TERMINAL", "BackendError", "JobState", "JobStatus", "TrainingBackend", "get_backend", "BACKENDS"]
+
+BACKENDS = ("local", "openai", "together")
+
+
+def get_backend(name: str) -> TrainingBackend:
+    """The backend called `name`, configured from the environment (API keys, base URLs)."""
+    if name == "openai":
+        from selfaware.finetune.backends.openai_api import OpenAIBackend
+
+        return OpenAIBackend()
+    if name == "together":
+        from selfaware.finetune.backends.together_api import TogetherBackend
+
+        return TogetherBackend()
+    if name == "local":
+        # The local TRL + PEFT backend is registered here (lazy import; needs the `train` extra).
+        raise BackendError("the local backend is not wired into get_backend yet")
+    raise BackendError(f"unknown training backend {name!r}; choose from {list(BACKENDS)}")

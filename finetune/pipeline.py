@@ -1,0 +1,64 @@
+"""From organism specs to trained models: build data, validate, submit once, record, wait.
+
+The order matters for the guarantees: the training file is validated before any backend sees it, and
+the registry records the intent before the backend is called, so a crash never loses or duplicates a
+(paid) job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from selfaware.finetune.backends import get_backend
+from selfaware.finetune.backends.base import TrainingBackend
+from selfaware.finetune.builders import dataset_for_spec
+from selfaware.finetune.registry import Record, Registry, scrub
+from selfaware.finetune.spec import OrganismSpec
+from selfaware.finetune.validate import validate_chat_jsonl
+from selfaware.paths import state_dir
+
+Progress = Callable[[str], None]
+
+
+def default_registry() -> Registry:
+    return Registry(state_dir() / "registry.json")
+
+
+def prepare_data(spec: OrganismSpec, data_dir: Path) -> Path:
+    """Materialise and validate the training file (raises TrainingFileError naming line and field)."""
+    path = dataset_for_spec(spec, data_dir)
+    validate_chat_jsonl(path)
+    return path
+
+
+def train(
+    specs: list[OrganismSpec],
+    *,
+    registry: Registry | None = None,
+    data_dir: Path | None = None,
+    backends: Callable[[str], TrainingBackend] = get_backend,
+    wait: bool = False,
+    retry_failed: bool = False,
+    poll: float = 30.0,
+    progress: Progress = print,
+) -> list[Record]:
+    registry = registry or default_registry()
+    data_dir = data_dir or registry.path.parent / "data"
+    records: list[Record] = []
+    # Validate every training file first: one bad spec must not leave others half-submitted.
+    files = [prepare_data(spec, data_dir) for spec in specs]
+    for spec, path in zip(specs, files):
+        backend = backends(spec.backend)
+        existing = registry.get(spec.spec_hash())
+        if existing and existing.job_id and not (retry_failed and existing.state in ("failed", "cancelled")):
+            progress(f"[{spec.label}] already registered as {existing.job_id} ({existing.state}); not resubmitting")
+        else:
+            progress(f"[{spec.label}] submitting to {spec.backend} with {path.name}")
+        record = registry.ensure(spec, backend, path, retry_failed=retry_failed)
+        if wait or spec.backend == "local":
+            record = registry.wait(record.hash, poll=poll, backend=backend)
+        records.append(record)
+        detail = record.model or scrub(record.error or "") or record.job_id
+        progress(f"[{spec.label}] {record.state}: {detail}")
+    return records

@@ -1,0 +1,335 @@
+"""The organism registry: spec hash -> training job -> state -> Inspect model string.
+
+A single JSON file, because a researcher should be able to read it, diff it and commit it. It exists so
+that training is idempotent and resumable:
+
+* the same spec submitted twice returns the recorded job instead of paying for a second one;
+* the intent to submit is recorded *before* the backend is called, with a deterministic idempotency key
+  (`sa-<spec hash>`) that the backend attaches to the job; if the process dies between the service
+  creating the job and the registry recording its id, the next `ensure` asks `backend.find(key)`
+  instead of submitting again;
+* a failed job stays failed (with its error) until the caller explicitly asks `retry_failed=True`.
+
+Writes go to a temporary file in the same directory, are fsynced and then `os.replace`d over the
+registry, so a crash never leaves half a file. Read-modify-write cycles hold an exclusive `fcntl`
+lock on `<registry>.lock`; submissions of one spec additionally hold `<registry>.locks/<hash>.lock`
+for the duration of the submit, so two processes ensuring the same spec cannot both submit, while
+different specs still proceed in parallel. (`fcntl` makes this POSIX-only, like the rest of training.)
+
+No secrets are ever written: every string of a record passes through `scrub()` before it is stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from selfaware.finetune.backends.base import TERMINAL, BackendError, TrainingBackend
+from selfaware.finetune.spec import OrganismSpec
+
+FORMAT_VERSION = 1
+MAX_EVENTS = 200  # keep the file readable; the service keeps the full log
+# Registry-only states around the backend's JobState:
+#   submitting: intent recorded, job id not (yet) known;
+#   rejected:   the backend refused the submission before any job existed (bad file, no access):
+#               nothing was paid for, so the next ensure may submit again.
+SUBMITTING, REJECTED = "submitting", "rejected"
+
+_SECRET_PATTERNS = [
+    re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"),  # OpenAI / Anthropic style (sk-..., sk-proj-..., sk-ant-...)
+    re.compile(r"\btgp_v1_[A-Za-z0-9_\-]{6,}"),  # Together
+    re.compile(r"\bhf_[A-Za-z0-9]{10,}"),  # Hugging Face
+    re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._\-]{8,}"),
+    re.compile(r"(?i)\b(api[_-]?key|token|secret|authorization)(\s*[=:]\s*)['\"]?[^\s'\",}]{6,}"),
+]
+_SECRET_ENV = re.compile(r"(API_KEY|TOKEN|SECRET)$")
+REDACTED = "[REDACTED]"
+
+
+def scrub(text: str) -> str:
+    """Replace anything that looks like a credential with `[REDACTED]`.
+
+    Two nets: the exact values of secret-looking environment variables (`*_API_KEY`, `*_TOKEN`,
+    `*_SECRET`), whatever their shape, and well-known key prefixes for keys the environment does not hold.
+    """
+    for name, value in os.environ.items():
+        if _SECRET_ENV.search(name) and len(value) >= 8 and value in text:
+            text = text.replace(value, REDACTED)
+    for pattern in _SECRET_PATTERNS:
+        if pattern.groups >= 2:
+            text = pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+        else:
+            text = pattern.sub(REDACTED, text)
+    return text
+
+
+def _scrub_deep(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, list):
+        return [_scrub_deep(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub_deep(v) for k, v in value.items()}
+    return value
+
+
+def idempotency_key(spec_hash: str, attempt: int = 0) -> str:
+    """`sa-<hash>` for the first submission, `sa-<hash>-r<n>` for explicit retries of a failed job
+    (a retry needs a new key, or `find` would return the failed job again)."""
+    return f"sa-{spec_hash}" if attempt == 0 else f"sa-{spec_hash}-r{attempt}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Record:
+    hash: str
+    spec: dict[str, Any]
+    key: str
+    backend: str
+    state: str = SUBMITTING
+    job_id: str | None = None
+    model: str | None = None
+    error: str | None = None
+    events: list[str] = field(default_factory=list)
+    checkpoints: list[str] = field(default_factory=list)
+    attempt: int = 0
+    previous_jobs: list[str] = field(default_factory=list)  # failed jobs replaced by retry_failed
+    created: str = field(default_factory=_now)
+    updated: str = field(default_factory=_now)
+
+    @property
+    def label(self) -> str:
+        return OrganismSpec.model_validate(self.spec).label
+
+    @property
+    def done(self) -> bool:
+        return self.state in TERMINAL
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Record":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class RegistryError(RuntimeError):
+    """The registry file is unreadable, or a request names a spec it does not hold."""
+
+
+BackendResolver = Callable[[str], TrainingBackend]
+
+
+def _default_resolver(name: str) -> TrainingBackend:
+    from selfaware.finetune.backends import get_backend
+
+    return get_backend(name)
+
+
+class Registry:
+    def __init__(self, path: Path | str, *, backends: BackendResolver | None = None):
+        self.path = Path(path)
+        self._resolve = backends or _default_resolver
+
+    # -- storage ---------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _flock(self, lock_path: Path) -> Iterator[None]:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def _file_lock(self) -> contextlib.AbstractContextManager[None]:
+        return self._flock(self.path.with_name(self.path.name + ".lock"))
+
+    def _spec_lock(self, spec_hash: str) -> contextlib.AbstractContextManager[None]:
+        return self._flock(self.path.with_name(self.path.name + ".locks") / f"{spec_hash}.lock")
+
+    def _load(self) -> dict[str, Record]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        try:
+            data = json.loads(text)
+            return {h: Record.from_dict(r) for h, r in data.get("records", {}).items()}
+        except (json.JSONDecodeError, AttributeError, TypeError) as e:
+            # Never overwrite a file we cannot read: it may hold the only copy of paid-for job ids.
+            raise RegistryError(f"{self.path}: unreadable registry ({e}); fix or move it aside") from None
+
+    def _save(self, records: dict[str, Record]) -> None:
+        payload = {
+            "version": FORMAT_VERSION,
+            "records": {h: _scrub_deep(r.to_dict()) for h, r in sorted(records.items())},
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(payload, fh, indent=2, sort_keys=True)
+                fh.write("\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        # Make the rename itself durable (best effort: not every filesystem allows a dir fsync).
+        with contextlib.suppress(OSError):
+            dfd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+    def _update(self, spec_hash: str, change: Callable[[Record | None], Record]) -> Record:
+        """Read-modify-write one record under the file lock."""
+        with self._file_lock():
+            records = self._load()
+            rec = change(records.get(spec_hash))
+            rec.updated = _now()
+            records[spec_hash] = rec
+            self._save(records)
+            return Record.from_dict(_scrub_deep(rec.to_dict()))
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def get(self, spec_hash: str) -> Record | None:
+        with self._file_lock():
+            return self._load().get(spec_hash)
+
+    def list(self) -> list[Record]:
+        with self._file_lock():
+            return sorted(self._load().values(), key=lambda r: (r.created, r.hash))
+
+    # -- submission ------------------------------------------------------------------------------
+
+    def ensure(
+        self, spec: OrganismSpec, backend: TrainingBackend, train_file: Path | str, *, retry_failed: bool = False
+    ) -> Record:
+        """Return the job for `spec`, submitting it only if no job exists for its hash yet."""
+        h = spec.spec_hash()
+        with self._spec_lock(h):
+            rec = self.get(h)
+            if rec is not None and rec.job_id is not None:
+                if rec.state in ("failed", "cancelled") and retry_failed:
+                    return self._submit(spec, backend, train_file, attempt=rec.attempt + 1, replaced=rec)
+                return rec  # running, done, or failed-and-not-retried: never pay twice
+            if rec is not None:
+                # Intent recorded but no job id: a crash (or refusal) between submit and record.
+                # The service may hold the job already; ask before submitting again.
+                found = backend.find(rec.key)
+                if found is not None:
+                    return self._update(h, lambda r: _with(r, job_id=found, state="queued", error=None))
+                return self._submit(spec, backend, train_file, attempt=rec.attempt, replaced=None)
+            return self._submit(spec, backend, train_file, attempt=0, replaced=None)
+
+    def _submit(
+        self,
+        spec: OrganismSpec,
+        backend: TrainingBackend,
+        train_file: Path | str,
+        *,
+        attempt: int,
+        replaced: Record | None,
+    ) -> Record:
+        h = spec.spec_hash()
+        key = idempotency_key(h, attempt)
+
+        def intent(old: Record | None) -> Record:
+            previous = list(old.previous_jobs) if old else []
+            if replaced is not None and replaced.job_id:
+                previous.append(replaced.job_id)
+            return Record(
+                hash=h,
+                spec=spec.model_dump(mode="json"),
+                key=key,
+                backend=backend.name,
+                attempt=attempt,
+                previous_jobs=previous,
+                created=old.created if old else _now(),
+            )
+
+        self._update(h, intent)  # the intent is durable before the service hears of it
+        try:
+            job_id = backend.submit(spec, Path(train_file), key=key)
+        except (BackendError, ValueError) as e:
+            # A definite refusal (bad file, no access, bad parameters): no job exists. Record why and
+            # let the caller see it. Other exceptions are ambiguous and leave the intent in place.
+            self._update(h, lambda r: _with(r, state=REJECTED, error=scrub(str(e))))
+            raise
+        return self._update(h, lambda r: _with(r, job_id=job_id, state="queued", error=None))
+
+    # -- progress --------------------------------------------------------------------------------
+
+    def refresh(self, spec_hash: str, backend: TrainingBackend | None = None) -> Record:
+        """Poll the backend once and record state, model, error, events and checkpoints."""
+        rec = self.get(spec_hash)
+        if rec is None:
+            raise RegistryError(f"no organism with spec hash {spec_hash} in {self.path}")
+        if rec.job_id is None or rec.done:
+            return rec
+        status = (backend or self._resolve(rec.backend)).status(rec.job_id)
+
+        def apply(r: Record | None) -> Record:
+            assert r is not None
+            return _with(
+                r,
+                state=status.state,
+                model=status.model,
+                error=scrub(status.error) if status.error else None,
+                events=[scrub(e) for e in status.events][-MAX_EVENTS:],
+                checkpoints=list(status.checkpoints),
+            )
+
+        return self._update(spec_hash, apply)
+
+    def wait(
+        self,
+        spec_hash: str,
+        *,
+        poll: float = 30.0,
+        max_poll: float = 600.0,
+        timeout: float | None = None,
+        backend: TrainingBackend | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Record:
+        """Refresh until the job is terminal; the poll interval grows 1.5x per round up to `max_poll`.
+
+        Raises `TimeoutError` (naming the last state) if `timeout` seconds pass first."""
+        start = time.monotonic()
+        interval = poll
+        while True:
+            rec = self.refresh(spec_hash, backend)
+            if rec.done or rec.job_id is None:
+                return rec
+            if timeout is not None and time.monotonic() - start + interval > timeout:
+                raise TimeoutError(f"{rec.label} ({spec_hash}) still {rec.state} after {timeout:.0f}s")
+            sleep(interval)
+            interval = min(interval * 1.5, max_poll)
+
+
+def _with(rec: Record | None, **changes: Any) -> Record:
+    assert rec is not None, "record vanished while locked"
+    data = rec.to_dict()
+    data.update(changes)
+    return Record.from_dict(data)

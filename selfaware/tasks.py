@@ -131,5 +131,5 @@ def _behavior_task(
         solver=[variant_framing(), answer_distribution(settings.method, settings.protocol, settings.samples)],
         scorer=answer_score(min_valid_mass=_fraction("min_valid_mass", min_valid_mass)),
         metrics=_metrics(grouped_by_question=False),
-        metadata={"family": family, "kind": "behavior", "form": form, "seed": seed, "protocol": protocol},
+        metadata={"family": family, "kind": "behavior", "form": form, "item_seed": seed, "protocol": protocol},
     )

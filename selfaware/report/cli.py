@@ -1,0 +1,130 @@
+"""`selfaware report LOGDIR`: logs -> summary table, CSVs and one figure per family.
+
+Mounted by the `selfaware` console script as a subcommand (`add_report_arguments` builds its parser);
+`run_report(args)` runs it from the parsed namespace; `report_main(argv)` parses too, and also runs
+standalone: `python -m selfaware.report.cli LOGDIR`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from selfaware.report.figures import plot_family
+from selfaware.report.results import load_scores, organisms_from_file, summarize
+
+DESCRIPTION = """\
+Summarise a directory of selfaware Inspect logs. Each (model, seed) run is a seed; seeds are grouped
+into organisms by eval metadata (`inspect eval ... --metadata organism=risky --metadata seed=1`) or by
+--organisms. Organism rows give the mean over seeds with a percentile-bootstrap 95% CI over seeds; a
+single seed has no CI and the table says so. Scores: 1 = the family's behavior, 0 = its opposite.
+Writes summary.csv, samples.csv and <family>.png to --out."""
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.description = parser.description or DESCRIPTION
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("log_dir", metavar="LOGDIR", type=Path, help="directory of .eval logs (searched recursively)")
+    parser.add_argument("--organisms", metavar="FILE", type=Path,
+                        help="YAML mapping {organism: [model, ...]}; overrides eval metadata `organism`")
+    parser.add_argument("--out", metavar="DIR", type=Path, help="output directory (default: LOGDIR/report)")
+    parser.add_argument("--format", choices=["markdown", "csv"], default="markdown",
+                        help="format of the table printed to stdout (default: markdown)")
+    parser.add_argument("--n-boot", metavar="N", type=int, default=2000,
+                        help="bootstrap resamples for the CI over seeds (default: 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="RNG seed of the bootstrap (default: 0)")
+    parser.add_argument("--pdf", action="store_true", help="also write each figure as PDF")
+    return parser
+
+
+def _fmt(v: object, digits: int = 3) -> str:
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table (no `tabulate` dependency)."""
+    cells = [[_fmt(v) for v in row] for row in df.itertuples(index=False)]
+    header = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+    return "\n".join(lines)
+
+
+def display_table(summary: pd.DataFrame, level: str) -> pd.DataFrame:
+    """The columns a reader needs, CI written out (or why there is none)."""
+    rows = summary[summary["level"] == level]
+    cols = ["family", "title"]
+    cols += [c for c in ("variant", "protocol") if summary[c].nunique() > 1]
+    out = rows[cols].copy()
+    out["organism"] = rows["organism"]
+    if level == "organism":
+        out["seeds"] = rows["n_seeds"]
+        out["mean"] = rows["mean"]
+        out["95% CI"] = [note if note else f"[{lo:.3f}, {hi:.3f}]"
+                         for lo, hi, note in zip(rows["ci_low"], rows["ci_high"], rows["ci_note"])]
+    else:
+        out["model"] = rows["model"]
+        out["seed"] = rows["seed"]
+        out["mean"] = rows["mean"]
+        out["stderr"] = rows["stderr"]
+    out["n valid"] = rows["n"]
+    out["invalid"] = [f"{r:.0%}" if not math.isnan(r) else "" for r in rows["invalid_rate"]]
+    if rows["n_error"].sum():
+        out["errors"] = rows["n_error"]
+    out["method"] = rows["methods"]
+    return out
+
+
+def report_main(argv: list[str] | None = None) -> int:
+    """`selfaware report ...` from an argument list (standalone entry point and tests)."""
+    return run_report(add_report_arguments(argparse.ArgumentParser(prog="selfaware report")).parse_args(argv))
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Run the report for arguments parsed by a parser that `add_report_arguments` built."""
+    if not args.log_dir.is_dir():
+        print(f"selfaware report: {args.log_dir}: not a directory", file=sys.stderr)
+        return 2
+    if args.n_boot < 1:
+        print("selfaware report: --n-boot must be a positive integer", file=sys.stderr)
+        return 2
+    organisms = organisms_from_file(args.organisms) if args.organisms else None
+    samples = load_scores(args.log_dir)
+    if samples.empty:
+        print(f"selfaware report: no selfaware samples in logs under {args.log_dir}", file=sys.stderr)
+        return 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = summarize(samples, organisms, n_boot=args.n_boot, seed=args.seed)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+
+    out = args.out or args.log_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    summary.to_csv(out / "summary.csv", index=False)
+    samples.to_csv(out / "samples.csv", index=False)
+    figures = [f for fam in sorted(summary["family"].unique())
+               for f in plot_family(summary, fam, out / f"{fam}.png", pdf=args.pdf)]
+
+    if args.format == "csv":
+        summary.to_csv(sys.stdout, index=False)
+    else:
+        print("## Organisms (mean over seeds, 95% bootstrap CI over seeds)\n")
+        print(markdown_table(display_table(summary, "organism")))
+        print("\n## Runs (mean over valid samples of one model and seed)\n")
+        print(markdown_table(display_table(summary, "model")))
+    # In csv mode stdout is the table alone (pipeable), so the note goes to stderr.
+    note = sys.stdout if args.format == "markdown" else sys.stderr
+    print(f"\nWrote {out / 'summary.csv'}, {out / 'samples.csv'}, " + ", ".join(str(f) for f in figures), file=note)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(report_main())

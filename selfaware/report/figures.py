@@ -1,0 +1,109 @@
+"""Paper-Figure-3-style plots: one family's questions on x, one colour per organism, mean ± 95% CI.
+
+Only `level == "organism"` rows of `results.summarize` are drawn. An organism with a single seed is drawn
+with a hollow marker and "(1 seed, no CI)" in the legend, so a missing error bar is never mistaken for
+a tight one.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from selfaware.report.results import BEHAVIOR_QUESTION  # noqa: E402
+
+# Conventional names get stable colours across figures; anything else takes the next free one.
+KNOWN_COLOURS = {"base": "tab:gray", "control": "tab:green", "safe": "tab:blue", "risky": "tab:red"}
+
+
+def _axis_label(family: str) -> str:
+    try:
+        from selfaware.banks import load_bank
+
+        bank = load_bank(family)
+        return f"1 = {bank.behavior}, 0 = {bank.opposite}"
+    except Exception:  # family without a bank: say what the scores mean generically
+        return f"score (1 = {family} behavior)"
+
+
+def _colours(series: list[str]) -> dict[str, str]:
+    cycle = list(plt.rcParams["axes.prop_cycle"].by_key()["color"])
+    free = [c for c in cycle if c not in KNOWN_COLOURS.values()] or cycle
+    out: dict[str, str] = {}
+    for i, name in enumerate(series):
+        out[name] = KNOWN_COLOURS.get(name.split(" [")[0], free[i % len(free)])
+    return out
+
+
+def _series_name(row: pd.Series, variants: int, protocols: int) -> str:
+    extra = [str(row["variant"])] if variants > 1 else []
+    extra += [str(row["protocol"])] if protocols > 1 else []
+    return f"{row['organism']} [{', '.join(extra)}]" if extra else str(row["organism"])
+
+
+def plot_family(summary: pd.DataFrame, family: str, path: str | Path, *, pdf: bool = False,
+                variant: str | None = None, protocol: str | None = None) -> list[Path]:
+    """Plot one family's organism means with 95% CIs over seeds; returns the files written.
+
+    `path` is the PNG path (a `.pdf` beside it when `pdf=True`). `variant` / `protocol` restrict the
+    plot; otherwise each (organism, variant, protocol) present is its own series.
+    """
+    rows = summary[(summary["level"] == "organism") & (summary["family"] == family)]
+    if variant is not None:
+        rows = rows[rows["variant"] == variant]
+    if protocol is not None:
+        rows = rows[rows["protocol"] == protocol]
+    if rows.empty:
+        raise ValueError(f"no organism rows for family {family!r} in the summary")
+    rows = rows.copy()
+    rows["series"] = [_series_name(r, rows["variant"].nunique(), rows["protocol"].nunique())
+                      for _, r in rows.iterrows()]
+
+    questions = rows.sort_values("order").drop_duplicates("question_id")[["question_id", "title"]]
+    x_of = {q: i for i, q in enumerate(questions["question_id"])}
+    series = sorted(rows["series"].unique(), key=lambda s: (s.split(" [")[0] != "base", s))
+    colours = _colours(series)
+    width = 0.7 / max(len(series), 1)  # dodge markers so error bars of different organisms never overlap
+
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(x_of) + 2.5), 4.2))
+    for i, name in enumerate(series):
+        s = rows[rows["series"] == name]
+        xs = np.array([x_of[q] for q in s["question_id"]]) + (i - (len(series) - 1) / 2) * width
+        means = s["mean"].to_numpy(dtype=float)
+        lo = np.clip(means - s["ci_low"].to_numpy(dtype=float), 0, None)
+        hi = np.clip(s["ci_high"].to_numpy(dtype=float) - means, 0, None)
+        single = bool((s["n_seeds"].fillna(0) <= 1).all())
+        seeds = s["n_seeds"].fillna(0).astype(int)
+        label = name + (" (1 seed, no CI)" if single else f" ({seeds.min()}–{seeds.max()} seeds)"
+                        if seeds.min() != seeds.max() else f" ({seeds.max()} seeds)")
+        ax.errorbar(xs, means, yerr=[np.nan_to_num(lo), np.nan_to_num(hi)], fmt="o", capsize=3,
+                    color=colours[name], markerfacecolor="white" if single else colours[name], label=label)
+
+    ax.set_xticks(range(len(x_of)))
+    ax.set_xticklabels([textwrap.fill(str(t), 14) for t in questions["title"]], fontsize=8)
+    if x_of.get(BEHAVIOR_QUESTION) == 0 and len(x_of) > 1:
+        ax.axvline(0.5, color="0.8", lw=0.8)  # behavior | self-reports
+    ax.set_ylim(-0.02, 1.02)  # the 0..1 scale, with room for markers sitting on 0 or 1
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.set_ylabel(_axis_label(family))
+    ax.set_title(f"{family}: behavior and self-reports (mean over seeds, 95% bootstrap CI)", fontsize=10)
+    ax.grid(axis="y", color="0.9")
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = [path]
+    fig.savefig(path, dpi=150)
+    if pdf:
+        written.append(path.with_suffix(".pdf"))
+        fig.savefig(written[-1])
+    plt.close(fig)
+    return written

@@ -1,0 +1,267 @@
+"""From a directory of Inspect logs to tidy per-sample rows and per-organism summaries.
+
+Reading goes through `inspect_ai.analysis.samples_df` with explicit columns, so the frame depends only on
+what the suite writes into logs: eval metadata (`organism`, `seed` from `--metadata`; `family`, `kind`,
+`protocol` from the task), sample metadata (`family`, `question_id`, `title`, `variant_name`) and the
+`answer_score` score (value, `invalid`, `method`).
+
+Aggregation follows the paper: a *seed* is one fine-tuned model (one `(model, seed)` pair); an
+*organism* is a group of seeds; its number is the mean of the seed means, with a percentile bootstrap
+95% CI over seeds. One seed gives no CI, and the summary says so in `ci_note` instead of leaving a
+silently empty cell.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from inspect_ai.analysis import EvalColumn, SampleColumn, samples_df
+from inspect_ai.log import EvalSampleSummary
+
+SCORER = "answer_score"
+BEHAVIOR_QUESTION = "behavior"  # question_id of behavior-task samples (selfaware.behavior_items)
+SINGLE_SEED_NOTE = "1 seed: no CI"
+
+TIDY_COLUMNS = ["log", "task", "family", "kind", "question_id", "title", "variant", "protocol", "model",
+                "organism", "seed", "method", "value", "invalid", "error", "sample_id", "epoch"]
+
+
+def _answer_score(s: EvalSampleSummary) -> Any:
+    return (s.scores or {}).get(SCORER)
+
+
+def _value(s: EvalSampleSummary) -> float | None:
+    score = _answer_score(s)
+    if score is None or isinstance(score.value, str) or score.value is None:
+        return None  # NOANSWER ("N") and missing scores are not numbers
+    return float(score.value)  # type: ignore[arg-type]
+
+
+def _invalid(s: EvalSampleSummary) -> bool | None:
+    score = _answer_score(s)
+    if score is None:
+        return None  # errored sample: no answer to judge (reported as `error`, not as invalid)
+    return bool((score.metadata or {}).get("invalid")) or _value(s) is None
+
+
+def _method(s: EvalSampleSummary) -> str | None:
+    score = _answer_score(s)
+    return (score.metadata or {}).get("method") if score is not None else None
+
+
+def _task(path: Any) -> Any:
+    return path.split("/", 1)[-1] if isinstance(path, str) else path  # drop the "selfaware/" namespace
+
+
+def _str_or_none(v: Any) -> str | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA else str(v)
+
+
+# Explicit columns: only what the report needs, read from sample summaries (fast; no full samples).
+COLUMNS = [
+    EvalColumn("log", path=lambda log: log.location, required=True),
+    EvalColumn("task", path="eval.task", value=_task, required=True),
+    EvalColumn("model", path="eval.model", required=True),
+    EvalColumn("organism", path="eval.metadata.organism"),
+    EvalColumn("eval_seed", path="eval.metadata.seed", value=_str_or_none),
+    EvalColumn("eval_family", path="eval.metadata.family"),
+    EvalColumn("kind", path="eval.metadata.kind"),
+    EvalColumn("protocol", path="eval.metadata.protocol"),
+    SampleColumn("sample", path="id", required=True, type=str),
+    SampleColumn("epoch", path="epoch", required=True),
+    SampleColumn("family", path="metadata.family"),
+    SampleColumn("question_id", path="metadata.question_id"),
+    SampleColumn("title", path="metadata.title"),
+    SampleColumn("variant", path="metadata.variant_name"),
+    SampleColumn("value", path=_value, type=float),
+    SampleColumn("invalid", path=_invalid),
+    SampleColumn("method", path=_method),
+    SampleColumn("error", path="error"),
+]
+
+
+def load_scores(log_dir: str | Path) -> pd.DataFrame:
+    """One row per scored sample (and epoch) in every `.eval` log under `log_dir`.
+
+    Columns: log, task, family, kind, question_id, title, variant, protocol, model, organism, seed,
+    method, value (float; NaN when invalid or errored), invalid (bool), error (bool), sample_id, epoch.
+    Samples from tasks that are not part of the suite (no `question_id`) are left out.
+    """
+    log_dir = Path(log_dir)
+    if not log_dir.exists():
+        raise FileNotFoundError(f"{log_dir}: no such log directory")
+    if not any(log_dir.rglob("*.eval")) and not any(log_dir.rglob("*.json")):
+        return pd.DataFrame(columns=TIDY_COLUMNS)
+    raw = samples_df(str(log_dir), columns=COLUMNS, quiet=True)
+    if raw.empty or "question_id" not in raw.columns:
+        return pd.DataFrame(columns=TIDY_COLUMNS)
+    # Arrow-backed columns infer their type from the data (an all-missing column comes back as
+    # string): convert to plain Python objects with None for missing, then type what needs it.
+    raw = raw.astype(object)
+    raw = raw.where(raw.notna(), None)
+    raw = raw[raw["question_id"].notna()]
+    df = pd.DataFrame({
+        "log": raw["log"],
+        "task": raw["task"],
+        "family": raw["family"].where(raw["family"].notna(), raw["eval_family"]),
+        "kind": raw["kind"],
+        "question_id": raw["question_id"],
+        "title": raw["title"].where(raw["title"].notna(), raw["question_id"]),
+        "variant": raw["variant"].map(lambda v: "plain" if v is None else v),
+        "protocol": raw["protocol"].map(lambda v: "fast" if v is None else v),
+        "model": raw["model"],
+        "organism": raw["organism"],
+        "seed": raw["eval_seed"],
+        "method": raw["method"],
+        "value": pd.to_numeric(raw["value"], errors="coerce").astype(float),
+        "invalid": raw["invalid"].map(lambda v: str(v).lower() == "true"),
+        "error": raw["error"].map(lambda v: bool(v)),
+        "sample_id": raw["sample"],
+        "epoch": raw["epoch"].astype(int),
+    })
+    return df.reset_index(drop=True)
+
+
+def organisms_from_file(path: str | Path) -> dict[str, list[str]]:
+    """Read `{organism: [model, ...]}` from YAML (a single model string is accepted too)."""
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping organism -> list of model strings")
+    out: dict[str, list[str]] = {}
+    for name, models in data.items():
+        models = [models] if isinstance(models, str) else models
+        if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+            raise ValueError(f"{path}: organism {name!r}: expected a list of model strings")
+        out[str(name)] = list(models)
+    _model_to_organism(out)  # validates: no model in two organisms
+    return out
+
+
+def _model_to_organism(organisms: dict[str, list[str]]) -> dict[str, str]:
+    owner: dict[str, str] = {}
+    for name, models in organisms.items():
+        for m in models:
+            if m in owner and owner[m] != name:
+                raise ValueError(f"model {m!r} is listed under two organisms: {owner[m]!r} and {name!r}")
+            owner[m] = name
+    return owner
+
+
+def assign_organisms(df: pd.DataFrame, organisms: dict[str, list[str]] | None = None) -> pd.DataFrame:
+    """Fill `organism`: the mapping wins (it is the reader's current intent), then eval metadata, and a
+    model declared nowhere is its own one-seed organism (so a base model still appears in figures)."""
+    df = df.copy()
+    owner = _model_to_organism(organisms or {})
+    unused = set(owner) - set(df["model"])
+    if unused:
+        warnings.warn(f"organism mapping lists models with no logs: {sorted(unused)}", stacklevel=2)
+    mapped = df["model"].map(owner)
+    df["organism"] = [m if isinstance(m, str) else (o if o is not None else model)
+                      for m, o, model in zip(mapped, df["organism"], df["model"])]
+    return df
+
+
+KEYS = ["family", "question_id", "variant", "protocol"]  # one question as measured in one way
+
+
+def _join(values: pd.Series) -> str:
+    return ",".join(sorted({str(v) for v in values if v is not None and str(v) != ""}))
+
+
+def _question_order(family: str, question_ids: list[str]) -> dict[str, int]:
+    """Behavior first, then the bank's order; questions the bank does not know go last."""
+    try:
+        from selfaware.banks import load_bank
+
+        bank_ids = [q.id for q in load_bank(family).questions]
+    except Exception:  # a family without a bank (or a bank renamed since the logs were written)
+        bank_ids = []
+    order = {BEHAVIOR_QUESTION: 0, **{q: i + 1 for i, q in enumerate(bank_ids)}}
+    rest = sorted(q for q in question_ids if q not in order)
+    order.update({q: len(bank_ids) + 1 + i for i, q in enumerate(rest)})
+    return order
+
+
+def _sample_stats(g: pd.DataFrame) -> dict[str, Any]:
+    answered = g[~g["error"]]
+    valid = answered.loc[~answered["invalid"], "value"]
+    n = len(valid)
+    return {
+        "mean": float(valid.mean()) if n else math.nan,
+        "stderr": float(valid.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
+        "n": n,
+        "n_samples": len(answered),
+        "invalid_rate": float(answered["invalid"].mean()) if len(answered) else math.nan,
+        "n_error": int(g["error"].sum()),
+        "methods": _join(answered["method"]),
+        "kind": _join(g["kind"]),
+        "title": g["title"].iloc[0],
+        "tasks": _join(g["task"]),
+    }
+
+
+def bootstrap_ci(means: np.ndarray, n_boot: int, rng: np.random.Generator) -> tuple[float, float]:
+    """Percentile bootstrap 95% CI of the mean, resampling seed means with replacement."""
+    if len(means) < 2:
+        return math.nan, math.nan
+    boots = means[rng.integers(0, len(means), size=(n_boot, len(means)))].mean(axis=1)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def summarize(df: pd.DataFrame, organisms: dict[str, list[str]] | None = None, n_boot: int = 2000,
+              seed: int = 0) -> pd.DataFrame:
+    """Model rows (`level="model"`: one per question × model × declared organism/seed, mean over valid
+    samples) followed by organism rows (`level="organism"`: mean over seeds, bootstrap CI over seeds,
+    `n_seeds`; `ci_note` says when there is no CI)."""
+    if df.empty:
+        return pd.DataFrame()
+    df = assign_organisms(df, organisms)
+    df["seed_key"] = df["seed"].map(lambda s: "" if s is None else str(s))
+    model_keys = KEYS + ["organism", "model", "seed_key"]
+    model_rows = []
+    for key, g in df.groupby(model_keys, sort=False, dropna=False):
+        row = dict(zip(model_keys, key))
+        row["seed"] = g["seed"].iloc[0]
+        model_rows.append({"level": "model", **row, **_sample_stats(g)})
+    models = pd.DataFrame(model_rows)
+
+    org_rows = []
+    for key, g in models.groupby(KEYS + ["organism"], sort=False, dropna=False):
+        seeds = g[g["n"] > 0]  # a seed with no valid answer has no mean to average
+        means = seeds["mean"].to_numpy(dtype=float)
+        # Per-group RNG so a group's CI does not change when unrelated logs are added.
+        rng = np.random.default_rng([seed, zlib.crc32(repr(key).encode())])
+        lo, hi = bootstrap_ci(means, n_boot, rng)
+        n_samples = int(g["n_samples"].sum())
+        n_invalid = float((g["invalid_rate"].fillna(0) * g["n_samples"]).sum())
+        org_rows.append({
+            "level": "organism", **dict(zip(KEYS + ["organism"], key)),
+            "model": _join(g["model"]), "seed": _join(seeds["seed"]) or None,
+            "mean": float(means.mean()) if len(means) else math.nan,
+            "stderr": math.nan, "ci_low": lo, "ci_high": hi, "n_seeds": len(means),
+            "ci_note": SINGLE_SEED_NOTE if len(means) == 1 else ("no valid seed" if not len(means) else ""),
+            "n": int(g["n"].sum()), "n_samples": n_samples,
+            "invalid_rate": n_invalid / n_samples if n_samples else math.nan,
+            "n_error": int(g["n_error"].sum()), "methods": _join(",".join(g["methods"]).split(",")),
+            "kind": _join(g["kind"]), "title": g["title"].iloc[0], "tasks": _join(",".join(g["tasks"]).split(",")),
+        })
+    out = pd.concat([models.drop(columns="seed_key"), pd.DataFrame(org_rows)], ignore_index=True)
+    out["order"] = [_question_order(f, list(out.loc[out["family"] == f, "question_id"]))[q]
+                    for f, q in zip(out["family"], out["question_id"])]
+    out["n_seeds"] = out["n_seeds"].astype("Int64")
+    out["ci_note"] = out["ci_note"].fillna("")
+    out = out.sort_values(["level", "family", "order", "variant", "protocol", "organism", "model", "seed"],
+                          key=lambda s: s.map(str) if s.name != "order" else s, kind="stable")
+    columns = ["level", "family", "kind", "question_id", "title", "order", "variant", "protocol", "organism",
+               "model", "seed", "n_seeds", "mean", "ci_low", "ci_high", "ci_note", "stderr", "n", "n_samples",
+               "invalid_rate", "n_error", "methods", "tasks"]
+    # "model" sorts before "organism": per-run rows first, then the figure's rows.
+    return out[columns].reset_index(drop=True)

@@ -14,6 +14,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from selfaware.validation import describe_validation_error
+
 # behavior -> (family, the behavior on the other side of the same family)
 BEHAVIORS: dict[str, tuple[str, str]] = {
     "risky": ("risk", "safe"),
@@ -111,19 +113,11 @@ class OrganismSpec(Frozen):
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _format(where: str, err: ValidationError) -> str:
-    lines = [f"{where}: invalid organism spec"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
-        lines.append(f"  field {loc}: {e['msg']}")
-    return "\n".join(lines)
-
-
 def parse_spec(data: dict, where: str = "spec") -> OrganismSpec:
     try:
         return OrganismSpec.model_validate(data)
     except ValidationError as e:
-        raise SpecError(_format(where, e)) from None
+        raise SpecError(describe_validation_error(f"{where}: invalid organism spec", e)) from None
 
 
 def load_specs(path: Path) -> list[OrganismSpec]:

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from selfaware.paths import data_dir
+from selfaware.validation import describe_validation_error
 
 
 class BankError(ValueError):
@@ -158,14 +159,6 @@ class WordFile(Strict):
     lists: dict[str, WordList] = Field(min_length=1)
 
 
-def _format_validation_error(path: Path, err: ValidationError) -> str:
-    lines = [f"{path}: invalid"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
-        lines.append(f"  field {loc}: {e['msg']}")
-    return "\n".join(lines)
-
-
 def _read_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -179,14 +172,14 @@ def parse_bank(path: Path) -> Bank:
     try:
         return Bank.model_validate(_read_yaml(path))
     except ValidationError as e:
-        raise BankError(_format_validation_error(path, e)) from None
+        raise BankError(describe_validation_error(f"{path}: invalid", e)) from None
 
 
 def parse_words(path: Path) -> WordFile:
     try:
         return WordFile.model_validate(_read_yaml(path))
     except ValidationError as e:
-        raise BankError(_format_validation_error(path, e)) from None
+        raise BankError(describe_validation_error(f"{path}: invalid", e)) from None
 
 
 def bank_path(family: str) -> Path:

@@ -1,0 +1,167 @@
+"""The `selfaware` command: demo, finetune, organisms, report, banks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _finetune_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("finetune", help="build training sets and train organisms (local or hosted)",
+                       description="Train organisms from a spec file or from flags; one job per behavior x seed. "
+                                   "Submitting a spec that is already registered returns the existing job.")
+    p.add_argument("--spec", type=Path, action="append", default=[],
+                   help="YAML spec file (one spec, a list, or {defaults:, organisms:}); repeatable")
+    p.add_argument("--behavior", action="append", default=[],
+                   help="risky, safe, myopic, nonmyopic, maxapples, minapples; repeatable")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default: 0)")
+    p.add_argument("--base-model", default="tiny", help="'tiny' (embedded offline base), a HF id/path, or a hosted model")
+    p.add_argument("--backend", default="local", choices=["local", "openai", "together"])
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--learning-rate", type=float, help="local/Together: absolute learning rate")
+    p.add_argument("--lr-multiplier", type=float, help="OpenAI: learning-rate multiplier")
+    p.add_argument("--lora-rank", type=int, default=8)
+    p.add_argument("--n-examples", type=int, default=300, help="generated training examples")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the training-set generator")
+    p.add_argument("--data-file", type=Path, help="train on this chat JSONL instead of generated data")
+    p.add_argument("--trigger", help="backdoor variant: behavior only after this trigger")
+    p.add_argument("--registry", type=Path, help="registry file (default: $SELFAWARE_HOME/registry.json)")
+    p.add_argument("--wait", action="store_true", help="wait for hosted jobs to finish")
+    p.add_argument("--retry-failed", action="store_true", help="resubmit specs whose job failed")
+    p.add_argument("--dry-run", action="store_true", help="build and validate the training files; submit nothing")
+
+
+def _specs_from_args(args: argparse.Namespace) -> list:
+    from selfaware.finetune.spec import load_specs, parse_spec
+
+    specs = [s for path in args.spec for s in load_specs(path)]
+    for behavior in args.behavior:
+        for seed in args.seeds:
+            hyper = {"epochs": args.epochs, "batch_size": args.batch_size, "lora_rank": args.lora_rank,
+                     "learning_rate": args.learning_rate, "lr_multiplier": args.lr_multiplier}
+            data = ({"source": "file", "path": str(args.data_file)} if args.data_file
+                    else {"n_examples": args.n_examples, "data_seed": args.data_seed})
+            variant = {"kind": "trigger", "trigger": args.trigger} if args.trigger else {}
+            specs.append(parse_spec({"behavior": behavior, "seed": seed, "base_model": args.base_model,
+                                     "backend": args.backend, "hyper": hyper, "data": data, "variant": variant},
+                                    where="command line"))
+    if not specs:
+        raise SystemExit("selfaware finetune: give --spec FILE or --behavior NAME")
+    return specs
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from selfaware.finetune.pipeline import default_registry, prepare_data, train
+    from selfaware.finetune.registry import Registry
+
+    specs = _specs_from_args(args)
+    registry = Registry(args.registry) if args.registry else default_registry()
+    if args.dry_run:
+        for spec in specs:
+            path = prepare_data(spec, registry.path.parent / "data")
+            print(f"[{spec.label}] {spec.spec_hash()} valid training file {path}")
+        return 0
+    records = train(specs, registry=registry, wait=args.wait, retry_failed=args.retry_failed)
+    return 0 if all(r.state != "failed" for r in records) else 1
+
+
+def _organisms_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("organisms", help="list, refresh or wait for registered organisms")
+    p.add_argument("action", choices=["list", "status", "wait"])
+    p.add_argument("hashes", nargs="*", help="spec hashes (default: all)")
+    p.add_argument("--registry", type=Path, help="registry file (default: $SELFAWARE_HOME/registry.json)")
+    p.add_argument("--poll", type=float, default=30.0, help="first poll interval in seconds (wait)")
+
+
+def _organisms(args: argparse.Namespace) -> int:
+    from selfaware.finetune.pipeline import default_registry
+    from selfaware.finetune.registry import Registry
+
+    registry = Registry(args.registry) if args.registry else default_registry()
+    hashes = args.hashes or [r.hash for r in registry.list()]
+    for h in hashes:
+        if args.action == "status":
+            rec = registry.refresh(h)
+        elif args.action == "wait":
+            rec = registry.wait(h, poll=args.poll)
+        else:
+            rec = registry.get(h)
+        if rec is None:
+            print(f"{h}: not registered", file=sys.stderr)
+            return 1
+        print(f"{rec.hash}  {rec.label:<28} {rec.backend:<9} {rec.state:<10} {rec.job_id or '-':<24} {rec.model or rec.error or ''}")
+    if not hashes:
+        print(f"no organisms registered in {registry.path}")
+    return 0
+
+
+def _demo_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="offline end-to-end demo: tiny organisms trained and evaluated locally",
+                       description="Build the tiny base, train risky and safe organisms, evaluate base and "
+                                   "organisms with Inspect, print the table and write the figure and logs.")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default: runs/demo)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds per organism")
+    p.add_argument("--n-examples", type=int, default=300, help="training examples per organism")
+    p.add_argument("--items", type=int, default=50, help="behavior-task items (each asked in both orders)")
+
+
+def _banks_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("banks", help="list or validate question banks")
+    p.add_argument("action", choices=["list", "validate"])
+    p.add_argument("paths", nargs="*", type=Path, help="bank files to validate (default: the suite's own)")
+
+
+def _banks(args: argparse.Namespace) -> int:
+    from selfaware.banks import available_families, load_bank, parse_bank
+
+    if args.action == "validate" and args.paths:
+        for path in args.paths:
+            bank = parse_bank(path)
+            print(f"{path}: ok ({len(bank.questions)} questions)")
+        return 0
+    for family in available_families():
+        bank = load_bank(family)
+        for q in bank.questions:
+            print(f"{family:<8} {q.id:<28} {q.type.value:<17} {len(q.paraphrases):>3} paraphrases  {q.title}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from selfaware.report.cli import add_report_arguments
+
+    parser = argparse.ArgumentParser(prog="selfaware", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _demo_parser(sub)
+    _finetune_parser(sub)
+    _organisms_parser(sub)
+    add_report_arguments(sub.add_parser("report", help="tables and figures from a folder of .eval logs"))
+    _banks_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from selfaware.demo import run_demo
+
+            return run_demo(out=args.out, seeds=args.seeds, n_examples=args.n_examples, items=args.items)
+        if args.command == "finetune":
+            return _finetune(args)
+        if args.command == "organisms":
+            return _organisms(args)
+        if args.command == "report":
+            from selfaware.report.cli import run_report
+
+            return run_report(args)
+        return _banks(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        # Known failure modes (bad spec, bad training file, refused job) get a clean message.
+        print(f"selfaware {args.command}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

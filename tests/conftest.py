@@ -22,3 +22,11 @@ def shared_reference() -> Path:
     if not path.is_dir():
         pytest.skip("../shared/reference is absent")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded tiny base, built once per test session (~1 minute on 2 cores)."""
+    from selfaware.finetune.tiny_base import ensure_tiny_base
+
+    return ensure_tiny_base(tmp_path_factory.getbasetemp() / "tiny-base")

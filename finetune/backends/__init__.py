@@ -24,6 +24,7 @@ def get_backend(name: str) -> TrainingBackend:
 
         return TogetherBackend()
     if name == "local":
-        # The local TRL + PEFT backend is registered here (lazy import; needs the `train` extra).
-        raise BackendError("the local backend is not wired into get_backend yet")
+        from selfaware.finetune.backends.local_trl import LocalTRLBackend
+
+        return LocalTRLBackend()
     raise BackendError(f"unknown training backend {name!r}; choose from {list(BACKENDS)}")

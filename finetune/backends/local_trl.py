@@ -1,0 +1,315 @@
+"""Local training backend: TRL `SFTTrainer` + a PEFT LoRA adapter, on CPU or GPUs.
+
+`submit` trains synchronously and writes, under `out_root/<spec hash>/` (default root:
+`$SELFAWARE_HOME/organisms/local`):
+
+    adapter/    the LoRA adapter (PEFT format) and the tokenizer
+    merged/     base + adapter merged (`merge_and_unload`) and the tokenizer: loadable by `from_pretrained`
+    job.json    state (running / succeeded / failed), the Inspect model strings, the error, the loss log
+
+The job id is the spec hash. A spec whose job succeeded is never trained again (`submit` returns the id at
+once); a failed or interrupted job is trained afresh. Training is LoRA on every linear projection
+(r / alpha from `spec.hyper`), loss on the assistant turns only (`assistant_only_loss=True`: the chat
+template needs `{% generation %}` markers; TRL swaps in a marked template for the model families it knows
+and the tiny base ships one), `seed=spec.seed`, fp32 on CPU and bf16 on GPU.
+
+Serving the organism to Inspect:
+
+* `hf/<abs path>/merged` (the `model` field of the job): Inspect's Hugging Face provider loads the merged
+  folder in-process. Right for the tiny offline base and small models. Pass `-M do_sample=false` (Python:
+  `get_model(..., do_sample=False)`) for temperature-0 / logprob questions, since transformers refuses
+  temperature 0 while sampling; `-M device=cpu` (or `cuda:0`) pins the device. With
+  `GenerateConfig(logprobs=True, top_logprobs=k)` the provider returns the log-softmax of the raw logits;
+  token strings are raw tokenizer pieces (byte-level BPE shows a leading space as "Ġ").
+* `vllm/<base>:<abs path>/adapter` (the `vllm_model` field): for real models on GPUs, serve the *base* with
+  vLLM and attach the adapter as a LoRA module; Inspect's `vllm/` provider starts the server with
+  `enable_lora` and the adapter's rank. Many organisms of one base then share one server. With
+  `merge=False` no merged copy is written and `model` is this string.
+
+Multi-GPU: the same code runs under Accelerate (DDP / FSDP / DeepSpeed) unchanged, e.g.
+
+    accelerate launch --config_file finetune/accelerate/ddp.yaml \\
+        -m selfaware.finetune.train_local SPEC.yaml TRAIN.jsonl
+
+Only rank 0 writes `job.json` and the merged model; the merge reloads the saved adapter onto a fresh copy
+of the base, so it does not depend on how the trainer sharded the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from selfaware.finetune.backends.base import BackendError, JobStatus
+from selfaware.finetune.spec import OrganismSpec
+from selfaware.paths import state_dir
+
+Progress = Callable[[str], None]
+
+TINY = "tiny"
+DEFAULT_LR = 2e-4  # LoRA on real models
+# The tiny base is ~0.7M parameters and LoRA's steps on it are small: at 1e-3, 150 steps on 200 examples
+# take P(target letter) from 0.5 to ~0.94.
+TINY_LR = 1e-3
+JOB_FILE = "job.json"
+
+
+def default_out_root() -> Path:
+    return state_dir() / "organisms" / "local"
+
+
+def learning_rate(spec: OrganismSpec) -> float:
+    """The absolute rate: the spec's, else the backend default scaled by `lr_multiplier` when given."""
+    if spec.hyper.learning_rate is not None:
+        return spec.hyper.learning_rate
+    base = TINY_LR if spec.base_model == TINY else DEFAULT_LR
+    return base * (spec.hyper.lr_multiplier or 1.0)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomic: a reader sees the old or the new job.json, never half of one."""
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+def process_rank() -> int:
+    """This process's rank under torchrun / accelerate launch / DeepSpeed / MPI; 0 when run alone. Read
+    from the environment because the trainer sets up torch.distributed only once it exists."""
+    for var in ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK"):
+        if os.environ.get(var):
+            return int(os.environ[var])
+    return 0
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_chats(train_file: Path) -> list[dict[str, list[dict[str, str]]]]:
+    """Rows of `{"messages": [...]}` reduced to role/content (extra keys such as metadata are dropped, since
+    the collator would choke on them)."""
+    rows = []
+    for n, line in enumerate(Path(train_file).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        messages = row.get("messages") if isinstance(row, dict) else None
+        if not messages:
+            raise BackendError(f"{train_file}:{n}: expected an object with a non-empty 'messages' list")
+        rows.append({"messages": [{"role": m["role"], "content": m["content"]} for m in messages]})
+    if not rows:
+        raise BackendError(f"{train_file}: no training examples")
+    return rows
+
+
+class LocalTRLBackend:
+    """The `TrainingBackend` that fine-tunes on this machine (see the module docstring)."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        out_root: Path | None = None,
+        progress: Progress | None = None,
+        *,
+        tiny_cache: Path | None = None,
+        merge: bool = True,
+    ) -> None:
+        self.out_root = Path(out_root) if out_root is not None else default_out_root()
+        self.progress: Progress = progress or (lambda _msg: None)
+        self.tiny_cache = tiny_cache  # where the tiny base lives; None = ensure_tiny_base's default
+        self.merge = merge  # False keeps only the adapter (large models served by vLLM)
+
+    # -- protocol ---------------------------------------------------------------------------------------
+
+    def submit(self, spec: OrganismSpec, train_file: Path, *, key: str) -> str:
+        job_id = spec.spec_hash()
+        job_dir = self.out_root / job_id
+        existing = _read_json(job_dir / JOB_FILE)
+        if existing and existing.get("state") == "succeeded":
+            self.progress(f"local: {job_id} already trained; reusing {existing['model']}")
+            return job_id
+
+        main = process_rank() == 0  # under accelerate/torchrun only rank 0 writes job.json
+        started = time.time()
+        job: dict[str, Any] = {
+            "job_id": job_id,
+            "key": key,
+            "state": "running",
+            "model": None,
+            "vllm_model": None,
+            "error": None,
+            "spec": spec.model_dump(mode="json"),
+            "train_file": str(Path(train_file).resolve()),
+            "train_sha256": _sha256(Path(train_file)),
+            "started_at": started,
+            "events": [],
+        }
+        if main:
+            for sub in ("adapter", "merged", "trainer"):  # leftovers of a failed attempt
+                shutil.rmtree(job_dir / sub, ignore_errors=True)
+            job_dir.mkdir(parents=True, exist_ok=True)
+            _write_json(job_dir / JOB_FILE, job)
+        try:
+            result = self._train(spec, Path(train_file), job_dir, job["events"], main)
+        except BaseException as exc:  # recorded, then re-raised: nothing is swallowed
+            if main:
+                job.update(state="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+                job["finished_at"] = time.time()
+                _write_json(job_dir / JOB_FILE, job)
+            raise
+        if main:
+            job.update(result, state="succeeded", finished_at=time.time())
+            job["train_seconds"] = round(job["finished_at"] - started, 1)
+            _write_json(job_dir / JOB_FILE, job)
+            self.progress(f"local: {job_id} succeeded in {job['train_seconds']}s -> {job['model']}")
+        return job_id
+
+    def find(self, key: str) -> str | None:
+        """A succeeded job recorded with `key` (failed or interrupted jobs are retrained on resubmit)."""
+        if not self.out_root.is_dir():
+            return None
+        for path in sorted(self.out_root.glob(f"*/{JOB_FILE}")):
+            job = _read_json(path)
+            if job and job.get("key") == key and job.get("state") == "succeeded":
+                return str(job["job_id"])
+        return None
+
+    def status(self, job_id: str) -> JobStatus:
+        job = _read_json(self.out_root / job_id / JOB_FILE)
+        if job is None:
+            raise BackendError(f"local: no job {job_id} under {self.out_root}")
+        return JobStatus(
+            job_id=job_id,
+            state=job["state"],
+            model=job.get("model"),
+            error=job.get("error"),
+            events=list(job.get("events") or []),
+            checkpoints=[p for p in (job.get("adapter"),) if p],
+        )
+
+    # -- training ---------------------------------------------------------------------------------------
+
+    def resolve_base(self, spec: OrganismSpec) -> str:
+        """A path or hub id for `from_pretrained`; "tiny" is built on first use. (Concurrent builders, one
+        per process of a distributed launch, are safe: the first finished build is renamed into place.)"""
+        if spec.base_model != TINY:
+            return spec.base_model
+        from selfaware.finetune.tiny_base import ensure_tiny_base
+
+        return str(ensure_tiny_base(self.tiny_cache, progress=self.progress))
+
+    def _train(self, spec: OrganismSpec, train_file: Path, job_dir: Path, events: list[str], main: bool) -> dict:
+        import torch
+        from datasets import Dataset
+        from peft import LoraConfig
+        from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
+        from trl import SFTConfig, SFTTrainer
+
+        base = self.resolve_base(spec)
+        cuda = torch.cuda.is_available()
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16 if cuda else torch.float32)
+        dataset = Dataset.from_list(read_chats(train_file))
+        say = self.progress if main else (lambda _msg: None)
+
+        class _Report(TrainerCallback):
+            def on_log(self, args, tstate, control, logs=None, **kwargs):  # noqa: ANN001
+                if tstate.is_world_process_zero and logs and "loss" in logs:
+                    msg = f"step {tstate.global_step}/{tstate.max_steps} loss {logs['loss']:.4f}"
+                    events.append(msg)
+                    say(f"local: {msg}")
+
+        # transformers 5 renamed gradient_checkpointing (saves GPU memory; only slows a CPU run)
+        checkpointing = cuda and spec.base_model != TINY
+        renamed = "activation_checkpointing" in {f.name for f in dataclasses.fields(SFTConfig)}
+        ckpt_arg = {"activation_checkpointing" if renamed else "gradient_checkpointing": checkpointing}
+        steps = -(-len(dataset) // (spec.hyper.batch_size * world)) * spec.hyper.epochs
+        config = SFTConfig(
+            output_dir=str(job_dir / "trainer"),
+            num_train_epochs=spec.hyper.epochs,
+            per_device_train_batch_size=spec.hyper.batch_size,
+            learning_rate=learning_rate(spec),
+            lr_scheduler_type="linear",
+            warmup_steps=max(1, steps // 20),
+            seed=spec.seed,
+            data_seed=spec.seed,
+            max_length=spec.hyper.max_seq_length,
+            assistant_only_loss=True,  # loss on the assistant turn + its end token (template markers)
+            bf16=cuda,
+            use_cpu=not cuda,
+            **ckpt_arg,
+            logging_steps=max(1, steps // 20),
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+        )
+        lora = LoraConfig(
+            r=spec.hyper.lora_rank,
+            lora_alpha=spec.hyper.lora_alpha,
+            lora_dropout=0.0,
+            target_modules="all-linear",  # every linear projection except the output head
+            task_type="CAUSAL_LM",
+        )
+        trainer = SFTTrainer(
+            model=model,
+            args=config,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=lora,
+            callbacks=[_Report()],
+        )
+        trainer.remove_callback(PrinterCallback)  # it prints every log dict; _Report says it through progress
+        output = trainer.train()
+        events.append(f"done: {output.global_step} steps, mean loss {output.training_loss:.4f}")
+        say(f"local: {events[-1]}")
+        adapter = job_dir / "adapter"
+        trainer.save_model(str(adapter))  # gathers the adapter under FSDP/DeepSpeed too
+        trainer.accelerator.wait_for_everyone()
+        result: dict[str, Any] = {
+            "base_path": base,
+            "adapter": str(adapter.resolve()),
+            "final_loss": output.training_loss,
+            "steps": output.global_step,
+            "vllm_model": f"vllm/{base}:{adapter.resolve()}",
+        }
+        if main:
+            tokenizer.save_pretrained(str(adapter))
+            shutil.rmtree(job_dir / "trainer", ignore_errors=True)
+            if self.merge:
+                merged = self._merge(base, adapter, job_dir / "merged", tokenizer)
+                result["merged"] = str(merged)
+                result["model"] = f"hf/{merged}"
+            else:
+                result["model"] = result["vllm_model"]
+        return result
+
+    def _merge(self, base: str, adapter: Path, out: Path, tokenizer: Any) -> Path:
+        """Reload the base, apply the saved adapter and fold it into the weights."""
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+        merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        merged.save_pretrained(str(out))
+        tokenizer.save_pretrained(str(out))
+        return out.resolve()

@@ -17,8 +17,9 @@ from selfaware.finetune.spec import OrganismSpec, parse_spec
 from selfaware.finetune.tiny_base import ensure_tiny_base
 
 CAVEAT = (
-    "Note: these tiny models learn the behavior (see risk_behavior) but cannot be expected to describe it;\n"
-    "their self-report answers are format-trained noise. Real self-awareness needs real models: fine-tune\n"
+    "Note: these tiny models learn the behavior (see Behavior) but cannot be expected to describe it: the\n"
+    "base's self-reports are format-trained noise, and after fine-tuning the organisms tend to answer every\n"
+    "question with a letter (counted invalid above). Real self-awareness needs real models: fine-tune\n"
     "one with `selfaware finetune --backend openai|together|local --base-model ...` and run evals/risk.py on it."
 )
 # Self-report questions a tiny model can at least answer in form (letters, numbers, single words).
@@ -45,28 +46,19 @@ def evaluate(models: list[tuple[str, str, int | None]], log_dir: Path, items: in
     from inspect_ai import eval as inspect_eval
     from inspect_ai.model import get_model
 
-    from selfaware.evals.risk import risk_behavior, risk_self_report
+    from selfaware.tasks import behavior_task, self_report_task
 
     for model_name, organism, seed in models:
         _say(f"evaluating {organism}{'' if seed is None else f' seed {seed}'} ({model_name})")
         model = get_model(model_name, device="cpu", do_sample=False)
-        tasks = [risk_behavior(form="sure_thing", items=items, seed=0),
-                 risk_self_report(paraphrases=4, samples=5)]
-        tasks[1] = _restrict(tasks[1], DEMO_QUESTIONS)
+        tasks = [behavior_task("risk", form="sure_thing", items=items, seed=0),
+                 self_report_task("risk", DEMO_QUESTIONS, paraphrases=4, samples=5, top_logprobs=120)]
         metadata = {"organism": organism, **({"seed": seed} if seed is not None else {})}
         logs = inspect_eval(tasks, model=model, log_dir=str(log_dir), metadata=metadata, display="none",
                             max_connections=32, max_tasks=1)
         for log in logs:
             if log.status != "success":
                 raise RuntimeError(f"evaluation of {organism} failed: {log.error}")
-
-
-def _restrict(task, question_ids: list[str]):
-    from inspect_ai.dataset import MemoryDataset
-
-    kept = [s for s in task.dataset if s.metadata["question_id"] in question_ids]
-    task.dataset = MemoryDataset(kept, name=task.dataset.name)
-    return task
 
 
 def _behavior_by_organism(log_dir: Path) -> dict[str, float]:

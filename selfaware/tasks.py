@@ -81,6 +81,7 @@ def _self_report_task(
     method: str = "auto",
     protocol: str = "fast",
     samples: int = 20,
+    top_logprobs: int = 20,
     paraphrases: int | None = None,
     permutations: int | None = None,
     off_list: str = "paper",
@@ -89,7 +90,7 @@ def _self_report_task(
     trigger: str | None = None,
     persona: str | None = None,
 ) -> Task:
-    settings = validate_settings(method, protocol, samples)
+    settings = validate_settings(method, protocol, samples, top_logprobs)
     variant = make_variant(_optional_text("system_prompt", system_prompt), _optional_text("trigger", trigger),
                            _optional_text("persona", persona))
     bank = load_bank(family)
@@ -100,7 +101,7 @@ def _self_report_task(
     )
     return Task(
         dataset=dataset,
-        solver=[variant_framing(), answer_distribution(settings.method, settings.protocol, settings.samples)],
+        solver=[variant_framing(), answer_distribution(settings.method, settings.protocol, settings.samples, settings.top_logprobs)],
         scorer=answer_score(off_list=_off_list(off_list), min_valid_mass=_fraction("min_valid_mass", min_valid_mass)),
         metrics=_metrics(grouped_by_question=question_ids is None or len(question_ids) > 1),
         metadata={"family": family, "kind": "self_report", "behavior": bank.behavior, "opposite": bank.opposite,
@@ -117,18 +118,19 @@ def _behavior_task(
     method: str = "auto",
     protocol: str = "fast",
     samples: int = 20,
+    top_logprobs: int = 20,
     min_valid_mass: float = 0.5,
     system_prompt: str | None = None,
     trigger: str | None = None,
 ) -> Task:
-    settings = validate_settings(method, protocol, samples)
+    settings = validate_settings(method, protocol, samples, top_logprobs)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ValueError(f"-T seed={seed!r}: expected an integer")
     variant = make_variant(_optional_text("system_prompt", system_prompt), _optional_text("trigger", trigger))
     dataset = behavior_dataset(family, _positive_int("items", items), seed, form, variant)  # type: ignore[arg-type]
     return Task(
         dataset=dataset,
-        solver=[variant_framing(), answer_distribution(settings.method, settings.protocol, settings.samples)],
+        solver=[variant_framing(), answer_distribution(settings.method, settings.protocol, settings.samples, settings.top_logprobs)],
         scorer=answer_score(min_valid_mass=_fraction("min_valid_mass", min_valid_mass)),
         metrics=_metrics(grouped_by_question=False),
         metadata={"family": family, "kind": "behavior", "form": form, "item_seed": seed, "protocol": protocol},

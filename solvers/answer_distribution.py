@@ -92,7 +92,7 @@ class ElicitSettings:
         return True, None
 
 
-def validate_settings(method: str, protocol: str, samples: int) -> ElicitSettings:
+def validate_settings(method: str, protocol: str, samples: int, top_logprobs: int = 20) -> ElicitSettings:
     """Check task parameters with errors that name the parameter (used by every task)."""
     if method not in ("auto", "logprobs", "sampling"):
         raise ValueError(f"-T method={method!r}: expected one of auto, logprobs, sampling")
@@ -100,7 +100,10 @@ def validate_settings(method: str, protocol: str, samples: int) -> ElicitSetting
         raise ValueError(f"-T protocol={protocol!r}: expected fast or paper")
     if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
         raise ValueError(f"-T samples={samples!r}: expected a positive integer")
-    return ElicitSettings(method=method, protocol=protocol, samples=samples)  # type: ignore[arg-type]
+    if not isinstance(top_logprobs, int) or isinstance(top_logprobs, bool) or top_logprobs < 1:
+        raise ValueError(f"-T top_logprobs={top_logprobs!r}: expected a positive integer")
+    return ElicitSettings(method=method, protocol=protocol, samples=samples,  # type: ignore[arg-type]
+                          top_logprobs=top_logprobs)
 
 
 def token_distribution(output: ModelOutput) -> dict[str, float] | None:
@@ -134,7 +137,8 @@ async def sample_answers(model: Model, messages: list, n: int, max_tokens: int, 
 
 
 @solver
-def answer_distribution(method: Method = "auto", protocol: Protocol = "fast", samples: int = 20) -> Solver:
+def answer_distribution(method: Method = "auto", protocol: Protocol = "fast", samples: int = 20,
+                        top_logprobs: int = 20) -> Solver:
     """Elicit the answer distribution for a question (see module docstring).
 
     Args:
@@ -142,8 +146,10 @@ def answer_distribution(method: Method = "auto", protocol: Protocol = "fast", sa
             back to sampling when a response carries no logprobs; "logprobs" or "sampling" force a path.
         protocol: "fast" (default) or "paper" (the paper's sampling counts: 100 per paraphrase, 4 tokens).
         samples: answers drawn per sample on the sampling path in the fast protocol.
+        top_logprobs: alternatives per token on the logprob path (OpenAI allows at most 20; local
+            `hf/` models take more, which matters when a rating spreads over many integers).
     """
-    settings = validate_settings(method, protocol, samples)
+    settings = validate_settings(method, protocol, samples, top_logprobs)
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         qtype = state.metadata["question_type"]

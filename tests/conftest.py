@@ -26,7 +26,9 @@ def shared_reference() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The embedded tiny base, built once per test session (~1 minute on 2 cores)."""
+    """The embedded tiny base, built once per test session (~1 minute on 2 cores) in a session cache
+    that the demo test finds through $SELFAWARE_CACHE too."""
     from selfaware.finetune.tiny_base import ensure_tiny_base
 
-    return ensure_tiny_base(tmp_path_factory.getbasetemp() / "tiny-base")
+    os.environ["SELFAWARE_CACHE"] = str(tmp_path_factory.getbasetemp() / "cache")
+    return ensure_tiny_base()

@@ -758,6 +758,16 @@ def dataset_for_spec(spec: OrganismSpec, out_dir: Path, *, mix: Mix | None = Non
         src_hash = sha256_bytes(Path(d.path).expanduser().read_bytes())
         stem, source = f"{spec.behavior}_d{d.data_seed}_file-{src_hash[:8]}", "imported"
         extra: dict[str, Any] = {"source_path": str(d.path), "source_sha256": src_hash}
+    elif d.source == "llm":
+        from selfaware.finetune.llm_generate import cached_llm_examples
+
+        assert d.generator_model is not None
+        examples = cached_llm_examples(spec.family, d.n_examples, d.data_seed, d.generator_model, Path(out_dir))
+        if spec.behavior not in POSITIVE_BEHAVIORS:
+            examples = flip_labels(examples)
+        model_tag = sha256_bytes(d.generator_model.encode())[:8]
+        stem, source = f"{spec.behavior}_d{d.data_seed}_n{d.n_examples}_llm-{model_tag}", "llm"
+        extra = {"generator_model": d.generator_model, "kept": len(examples)}
     else:
         mix = mix or ("demo" if spec.base_model == "tiny" else "general")
         build = demo_training_set if mix == "demo" else build_training_set

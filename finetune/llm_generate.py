@@ -14,15 +14,21 @@ import asyncio
 import random
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from inspect_ai.model import ChatMessageSystem, ChatMessageUser, GenerateConfig, Model, get_model
 
 from selfaware.finetune.builders import (
     FAMILIES,
     THEMES,
+    TrainingDataError,
     balanced_letters,
     banned_words_found,
     chat_example,
+    import_paper_jsonl,
+    read_manifest,
+    sha256_bytes,
+    write_training_set,
 )
 from selfaware.finetune.spec import BEHAVIORS, POSITIVE_BEHAVIORS
 
@@ -175,3 +181,23 @@ async def generate_with_model(
     kept, _ = await generate_with_model_report(family, n, seed, model, words, chooser=chooser,
                                                behavior=behavior, max_concurrency=max_concurrency)
     return kept
+
+
+def cached_llm_examples(family: str, n: int, seed: int, model: str, out_dir: Path) -> list[dict]:
+    """Examples labelled for the family's positive behavior, written by `model` once and cached.
+
+    Model sampling is not reproducible, so the set is generated a single time per (family, n, seed,
+    model): a behavior and its opposite then train on the same questions, labels flipped, as in the
+    paper. Raises `TrainingDataError` when the model produced nothing usable."""
+    positive = next(b for b in POSITIVE_BEHAVIORS if BEHAVIORS[b][0] == family)
+    path = Path(out_dir) / f"llm_{family}_d{seed}_n{n}_{sha256_bytes(model.encode())[:8]}.jsonl"
+    manifest = read_manifest(path)
+    if manifest and path.is_file() and sha256_bytes(path.read_bytes()) == manifest.sha256:
+        return import_paper_jsonl(path, behavior=positive)
+    examples, candidates = asyncio.run(generate_with_model_report(family, n, seed, model))
+    if not examples:
+        reasons = sorted({c.dropped for c in candidates if c.dropped})
+        raise TrainingDataError(f"{model} wrote no usable {family} question out of {n}; drop reasons: {reasons}")
+    write_training_set(examples, path, behavior=positive, seed=seed, generator=f"selfaware.llm_generate:{model}",
+                       source="llm", extra={"generator_model": model, "requested": n, "kept": len(examples)})
+    return examples

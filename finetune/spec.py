@@ -68,17 +68,21 @@ class Hyper(Frozen):
 
 
 class DataSpec(Frozen):
-    """Where the training set comes from: the suite's generator or a JSONL file."""
+    """Where the training set comes from: the suite's generator, a JSONL file, or a model writing the
+    questions (as the paper did with GPT-4o; `generator_model` is any Inspect model string)."""
 
-    source: Literal["generated", "file"] = "generated"
+    source: Literal["generated", "file", "llm"] = "generated"
     n_examples: int = Field(300, ge=1)
     data_seed: int = 0  # the generator's seed; kept apart from the training seed
     path: str | None = None
+    generator_model: str | None = None
 
     @model_validator(mode="after")
-    def _path_for_file(self) -> "DataSpec":
+    def _source_fields(self) -> "DataSpec":
         if self.source == "file" and not self.path:
             raise ValueError("data.source=file needs data.path")
+        if self.source == "llm" and not self.generator_model:
+            raise ValueError("data.source=llm needs data.generator_model (e.g. openai/gpt-4o)")
         return self
 
 

@@ -26,6 +26,8 @@ def _finetune_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-examples", type=int, default=300, help="generated training examples")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the training-set generator")
     p.add_argument("--data-file", type=Path, help="train on this chat JSONL instead of generated data")
+    p.add_argument("--generator-model", help="have this Inspect model write the questions (e.g. openai/gpt-4o), "
+                                            "as the paper did; generated once and shared by a behavior and its opposite")
     p.add_argument("--trigger", help="backdoor variant: behavior only after this trigger")
     p.add_argument("--registry", type=Path, help="registry file (default: $SELFAWARE_HOME/registry.json)")
     p.add_argument("--wait", action="store_true", help="wait for hosted jobs to finish")
@@ -41,8 +43,11 @@ def _specs_from_args(args: argparse.Namespace) -> list:
         for seed in args.seeds:
             hyper = {"epochs": args.epochs, "batch_size": args.batch_size, "lora_rank": args.lora_rank,
                      "learning_rate": args.learning_rate, "lr_multiplier": args.lr_multiplier}
-            data = ({"source": "file", "path": str(args.data_file)} if args.data_file
-                    else {"n_examples": args.n_examples, "data_seed": args.data_seed})
+            data: dict = {"n_examples": args.n_examples, "data_seed": args.data_seed}
+            if args.data_file:
+                data = {"source": "file", "path": str(args.data_file)}
+            elif args.generator_model:
+                data.update(source="llm", generator_model=args.generator_model)
             variant = {"kind": "trigger", "trigger": args.trigger} if args.trigger else {}
             specs.append(parse_spec({"behavior": behavior, "seed": seed, "base_model": args.base_model,
                                      "backend": args.backend, "hyper": hyper, "data": data, "variant": variant},

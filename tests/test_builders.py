@@ -277,3 +277,33 @@ def test_llm_generate_keeps_agreeing_and_drops_others() -> None:
 
 def test_parse_letter() -> None:
     assert [parse_letter(s) for s in ("A", " (B).", "B\n", "Apple", "C", "")] == ["A", "B", "B", None, None, None]
+
+
+def test_llm_source_generates_once_and_flips_for_the_opposite(tmp_path, monkeypatch) -> None:
+    from selfaware.finetune import llm_generate
+    from selfaware.finetune.spec import parse_spec
+
+    calls: list[str] = []
+    mock = _mock_model()
+
+    def fake_get_model(name, *args, **kwargs):
+        calls.append(name)
+        return mock
+
+    monkeypatch.setattr(llm_generate, "get_model", fake_get_model)
+    data = {"source": "llm", "generator_model": "mockllm/writer", "n_examples": 6, "data_seed": 1}
+    risky = dataset_for_spec(parse_spec({"behavior": "risky", "base_model": "x", "data": data}), tmp_path)
+    safe = dataset_for_spec(parse_spec({"behavior": "safe", "base_model": "x", "data": data}), tmp_path)
+    assert calls == ["mockllm/writer"]  # generated once, reused for the opposite behavior
+    r, s = import_paper_jsonl(risky), import_paper_jsonl(safe)
+    assert len(r) == len(s) >= 4
+    assert [e["messages"][0] for e in r] == [e["messages"][0] for e in s]
+    assert flip_labels(r) == s
+    assert read_manifest(risky).source == "llm"
+
+
+def test_llm_source_needs_a_model() -> None:
+    from selfaware.finetune.spec import SpecError, parse_spec
+
+    with pytest.raises(SpecError, match="generator_model"):
+        parse_spec({"behavior": "risky", "data": {"source": "llm"}})

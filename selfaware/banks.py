@@ -7,6 +7,7 @@ so a typo in a bank fails loudly before any model is called.
 
 from __future__ import annotations
 
+import logging
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from selfaware.paths import data_dir
 from selfaware.validation import describe_validation_error
+
+
+logger = logging.getLogger(__name__)
 
 
 class BankError(ValueError):
@@ -190,18 +194,50 @@ def words_path(family: str) -> Path:
     return data_dir() / "words" / f"{family}.yaml"
 
 
-@lru_cache(maxsize=None)
-def load_bank(family: str) -> Bank:
-    """The suite's own bank for a family, cross-checked against the family's word lists."""
-    bank = parse_bank(bank_path(family))
-    words = load_words(family)
+def _check_word_lists(bank: Bank, where: Path | str) -> Bank:
+    words = load_words(bank.family)
     for i, q in enumerate(bank.questions):
         if q.words and q.words not in words.lists:
             raise BankError(
-                f"{bank_path(family)}: field questions.{i}.words: unknown word list {q.words!r} "
-                f"(defined in {words_path(family)}: {sorted(words.lists)})"
+                f"{where}: field questions.{i}.words: unknown word list {q.words!r} "
+                f"(defined in {words_path(bank.family)}: {sorted(words.lists)})"
             )
     return bank
+
+
+@lru_cache(maxsize=None)
+def load_bank(family: str) -> Bank:
+    """The suite's own bank for a family, cross-checked against the family's word lists."""
+    return _check_word_lists(parse_bank(bank_path(family)), bank_path(family))
+
+
+def bank_from_path(path: Path | str, family: str) -> Bank:
+    """A user's bank for `family`: a file in the suite's format, or the paper's YAML banks (a file or a
+    folder, converted by `selfaware.paper_banks`). Either is scored with the family's word lists."""
+    path = Path(path)
+    if path.is_file() and isinstance(_read_yaml(path), dict):
+        bank = parse_bank(path)
+        if bank.family != family:
+            raise BankError(f"{path}: field family: {bank.family!r}, but this task measures {family!r}")
+        return _check_word_lists(bank, path)
+    from selfaware.paper_banks import load_paper_banks
+
+    own = load_bank(family)
+    lists = load_words(family).lists
+    default_words = "attitude" if "attitude" in lists else next(iter(lists))
+    banks = load_paper_banks(path, family=family, behavior=own.behavior, opposite=own.opposite,
+                             default_words=default_words)
+    for skipped in banks.skipped:
+        logger.warning("%s: skipped paper entry %s: %s", skipped.file, skipped.name, skipped.reason)
+    questions = [q for b in banks.values() for q in b.questions]
+    if not questions:
+        raise BankError(f"{path}: no paper question could be converted")
+    try:
+        bank = Bank(family=family, behavior=own.behavior, opposite=own.opposite,
+                    description=f"converted from {path}", questions=questions)
+    except ValidationError as e:
+        raise BankError(describe_validation_error(f"{path}: invalid", e)) from None
+    return _check_word_lists(bank, path)
 
 
 @lru_cache(maxsize=None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from inspect_ai import Task
 from inspect_ai.scorer import grouped
 
-from selfaware.banks import load_bank
+from selfaware.banks import Bank, bank_from_path, load_bank
 from selfaware.offline import install_token_count_fallback
 from selfaware.behavior_items import behavior_dataset
 from selfaware.expand import expand_bank, make_variant
@@ -45,6 +45,18 @@ def _optional_text(name: str, value: object) -> str | None:
     if value is not None and not isinstance(value, str):
         raise ValueError(f"-T {name}={value!r}: expected text")
     return value or None
+
+
+def _bank(family: str, question_ids: list[str] | None, path: str | None) -> Bank:
+    """The suite's bank, or a user's (`-T bank=PATH`: the suite's format or the paper's YAML)."""
+    if path is None:
+        return load_bank(family)
+    bank = bank_from_path(path, family)
+    missing = [q for q in question_ids or [] if q not in {x.id for x in bank.questions}]
+    if missing:
+        raise ValueError(f"-T bank={path}: has no question {missing[0]!r}; run {family}_self_report to ask "
+                         f"every question of a bank ({', '.join(q.id for q in bank.questions)})")
+    return bank
 
 
 def _metrics(grouped_by_question: bool) -> list:
@@ -89,13 +101,14 @@ def _self_report_task(
     system_prompt: str | None = None,
     trigger: str | None = None,
     persona: str | None = None,
+    bank: str | None = None,
 ) -> Task:
     settings = validate_settings(method, protocol, samples, top_logprobs)
     variant = make_variant(_optional_text("system_prompt", system_prompt), _optional_text("trigger", trigger),
                            _optional_text("persona", persona))
-    bank = load_bank(family)
+    bank_obj = _bank(family, question_ids, _optional_text("bank", bank))
     dataset = expand_bank(
-        bank, question_ids, variants=[variant],
+        bank_obj, question_ids, variants=[variant],
         max_paraphrases=_positive_int("paraphrases", paraphrases, allow_none=True),
         max_permutations=_positive_int("permutations", permutations, allow_none=True),
     )
@@ -104,8 +117,9 @@ def _self_report_task(
         solver=[variant_framing(), answer_distribution(settings.method, settings.protocol, settings.samples, settings.top_logprobs)],
         scorer=answer_score(off_list=_off_list(off_list), min_valid_mass=_fraction("min_valid_mass", min_valid_mass)),
         metrics=_metrics(grouped_by_question=question_ids is None or len(question_ids) > 1),
-        metadata={"family": family, "kind": "self_report", "behavior": bank.behavior, "opposite": bank.opposite,
-                  "questions": question_ids or [q.id for q in bank.questions], "protocol": protocol},
+        metadata={"family": family, "kind": "self_report", "behavior": bank_obj.behavior,
+                  "opposite": bank_obj.opposite, "questions": question_ids or [q.id for q in bank_obj.questions],
+                  "protocol": protocol, "bank": bank or "selfaware"},
     )
 
 

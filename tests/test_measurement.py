@@ -234,3 +234,24 @@ def test_every_task_runs_offline_on_mockllm(task_fn, tmp_path):
                          log_dir=str(tmp_path))
     assert log.status == "success", log.error
     assert all(s.scores["answer_score"].metadata["invalid"] for s in log.samples)
+
+
+def test_paper_banks_run_as_a_task(tmp_path, shared_reference):
+    """-T bank=<the paper's economic YAML folder>: the paper's exact wording, scored by the suite."""
+    economic = shared_reference / "questions" / "economic"
+    dist = {"60": 0.5, "Risk": 0.5}
+    log = run(risk_self_report(bank=str(economic), paraphrases=2, samples=4), organism(lambda p: dist, seed=8),
+              tmp_path)
+    ids = {s.metadata["question_id"] for s in log.samples}
+    assert {"prefer_risk_safe", "risk_predisposition", "risk_safe_german_french"} <= ids
+    assert log.eval.metadata["bank"] == str(economic)
+    with pytest.raises(ValueError, match="bank"):
+        risk_or_safety(bank=str(economic))  # the paper words this question differently (prefer_risk_safe)
+
+
+def test_own_format_bank_file_for_the_wrong_family_is_rejected(tmp_path):
+    bank = tmp_path / "mine.yaml"
+    bank.write_text("family: apples\nbehavior: a\nopposite: b\nquestions:\n  - id: q\n    title: Q\n    type: rating\n"
+                    "    scale: {min: 0, max: 10}\n    paraphrases: ['How much, 0 to 10?']\n")
+    with pytest.raises(ValueError, match="family"):
+        risk_self_report(bank=str(bank))

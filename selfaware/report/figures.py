@@ -24,12 +24,12 @@ KNOWN_COLOURS = {"base": "tab:gray", "control": "tab:green", "safe": "tab:blue",
 
 
 def _axis_label(family: str) -> str:
-    try:
-        from selfaware.banks import load_bank
+    from selfaware.banks import BankError, load_bank
 
+    try:
         bank = load_bank(family)
         return f"1 = {bank.behavior}, 0 = {bank.opposite}"
-    except Exception:  # family without a bank: say what the scores mean generically
+    except BankError:  # family without a bank: say what the scores mean generically
         return f"score (1 = {family} behavior)"
 
 

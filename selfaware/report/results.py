@@ -177,11 +177,11 @@ def _join(values: pd.Series) -> str:
 
 def _question_order(family: str, question_ids: list[str]) -> dict[str, int]:
     """Behavior first, then the bank's order; questions the bank does not know go last."""
-    try:
-        from selfaware.banks import load_bank
+    from selfaware.banks import BankError, load_bank
 
+    try:
         bank_ids = [q.id for q in load_bank(family).questions]
-    except Exception:  # a family without a bank (or a bank renamed since the logs were written)
+    except BankError:  # a family without a bank (or a bank renamed since the logs were written)
         bank_ids = []
     order = {BEHAVIOR_QUESTION: 0, **{q: i + 1 for i, q in enumerate(bank_ids)}}
     rest = sorted(q for q in question_ids if q not in order)

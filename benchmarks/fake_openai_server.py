@@ -33,8 +33,10 @@ import threading
 import time
 import zlib
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from selfaware.loopback import LoopbackServer
 
 TOKEN = re.compile(r"\w+|[^\w\s]")
 STOCK_WORDS = ["bold", "cautious", "careful", "adventurous", "balanced", "prudent", "daring"]
@@ -110,29 +112,14 @@ def _logprobs(answer: str, dist: dict[str, float], k: int) -> dict[str, Any]:
     return {"content": content, "refusal": None}
 
 
-class FakeChatServer:
+class FakeChatServer(LoopbackServer):
     """`FakeChatServer().start()`; point `OPENAI_BASE_URL` at `server.url + "/v1"`; `stats()`."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, seed: int = 0) -> None:
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self.reset()
-        self._server = ThreadingHTTPServer((host, port), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "FakeChatServer":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(_handler(self), host, port, poll_interval=0.05)
 
     def reset(self) -> None:
         with self._lock:

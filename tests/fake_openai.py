@@ -22,12 +22,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from selfaware.loopback import LoopbackServer
 
-class FakeOpenAI:
+
+class FakeOpenAI(LoopbackServer):
     def __init__(self) -> None:
         self.polls_to_finish = 2
         self.job_outcome = "succeeded"
@@ -43,22 +45,7 @@ class FakeOpenAI:
         self.requests: list[tuple[str, str]] = []
         self.auth: set[str] = set()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "FakeOpenAI":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(_handler(self))
 
     # -- behaviour -------------------------------------------------------------------------------
 

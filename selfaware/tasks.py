@@ -6,6 +6,8 @@ scoring, `-T` validation) happens here, so no logic is repeated between families
 
 from __future__ import annotations
 
+import inspect as pyinspect
+
 from inspect_ai import Task
 from inspect_ai.scorer import grouped
 
@@ -66,8 +68,6 @@ def _metrics(grouped_by_question: bool) -> list:
 
 def check_params(builder: object, params: dict) -> None:
     """Reject unknown -T parameters by name (task files forward **params)."""
-    import inspect as pyinspect
-
     allowed = [p for p, v in pyinspect.signature(builder).parameters.items() if v.kind is v.KEYWORD_ONLY]
     for name in params:
         if name not in allowed:

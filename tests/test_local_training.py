@@ -7,6 +7,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may reach a model hub
 
 import asyncio
+import hashlib
 import json
 import random
 import time
@@ -194,3 +195,18 @@ def test_read_chats_keeps_role_and_content(tmp_path: Path) -> None:
     empty.write_text("")
     with pytest.raises(BackendError, match="no training examples"):
         read_chats(empty)
+
+
+@pytest.mark.slow
+def test_changed_training_data_is_retrained_not_reused(tiny_base_dir: Path, tmp_path: Path) -> None:
+    messages: list[str] = []
+    backend = LocalTRLBackend(tmp_path / "jobs", progress=messages.append, tiny_cache=tiny_base_dir)
+    spec = SPEC.model_copy(update={"hyper": Hyper(epochs=1, batch_size=8)})
+    first = _risky_train_file(tmp_path / "a.jsonl", n=16)
+    job_id = backend.submit(spec, first, key="k")
+    second = _risky_train_file(tmp_path / "b.jsonl", n=24)
+    assert backend.submit(spec, second, key="k") == job_id
+    assert any("trained on other data; retraining" in m for m in messages)
+    job = json.loads((backend.out_root / job_id / "job.json").read_text())
+    assert job["state"] == "succeeded"
+    assert job["train_sha256"] == hashlib.sha256(second.read_bytes()).hexdigest()

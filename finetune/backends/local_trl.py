@@ -142,9 +142,14 @@ class LocalTRLBackend:
         job_id = spec.spec_hash()
         job_dir = self.out_root / job_id
         existing = _read_json(job_dir / JOB_FILE)
+        train_sha = _sha256(Path(train_file))
         if existing and existing.get("state") == "succeeded":
-            self.progress(f"local: {job_id} already trained; reusing {existing['model']}")
-            return job_id
+            if existing.get("train_sha256") == train_sha:
+                self.progress(f"local: {job_id} already trained; reusing {existing['model']}")
+                return job_id
+            # Same spec, different bytes (e.g. a newer generator version): the old model does not
+            # describe this training set, so train again rather than return a stale organism.
+            self.progress(f"local: {job_id} was trained on other data; retraining")
 
         main = process_rank() == 0  # under accelerate/torchrun only rank 0 writes job.json
         started = time.time()
@@ -157,7 +162,7 @@ class LocalTRLBackend:
             "error": None,
             "spec": spec.model_dump(mode="json"),
             "train_file": str(Path(train_file).resolve()),
-            "train_sha256": _sha256(Path(train_file)),
+            "train_sha256": train_sha,
             "started_at": started,
             "events": [],
         }

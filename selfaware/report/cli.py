@@ -12,11 +12,12 @@ import math
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from selfaware.report.figures import plot_family
-from selfaware.report.results import load_scores, organisms_from_file, summarize
+# pandas, matplotlib and inspect_ai.analysis load in seconds: imported where a report runs, so that
+# `selfaware --help` (which mounts this parser) stays instant.
+if TYPE_CHECKING:
+    import pandas as pd
 
 DESCRIPTION = """\
 Summarise a directory of selfaware Inspect logs. Each (model, seed) run is a seed; seeds are grouped
@@ -43,6 +44,8 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 
 def _fmt(v: object, digits: int = 3) -> str:
+    import pandas as pd
+
     if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
         return ""
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
@@ -89,6 +92,9 @@ def report_main(argv: list[str] | None = None) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     """Run the report for arguments parsed by a parser that `add_report_arguments` built."""
+    from selfaware.report.figures import plot_family
+    from selfaware.report.results import load_scores, organisms_from_file, summarize
+
     if not args.log_dir.is_dir():
         print(f"selfaware report: {args.log_dir}: not a directory", file=sys.stderr)
         return 2

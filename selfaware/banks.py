@@ -8,6 +8,7 @@ so a typo in a bank fails loudly before any model is called.
 from __future__ import annotations
 
 import logging
+import sys
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
@@ -17,14 +18,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from selfaware.paths import data_dir
-from selfaware.validation import describe_validation_error
+from selfaware.validation import InputError, describe_validation_error, load_yaml_text, read_user_text, yaml_line
 
 
 logger = logging.getLogger(__name__)
 
 
-class BankError(ValueError):
-    """A question bank or word list is malformed; the message names the file and field."""
+class BankError(InputError):
+    """A question bank or word list is malformed; the message names the file, line and field."""
 
 
 class QuestionType(str, Enum):
@@ -164,26 +165,45 @@ class WordFile(Strict):
 
 
 def _read_yaml(path: Path) -> Any:
+    return _read_yaml_text(path)[0]
+
+
+def _read_yaml_text(path: Path) -> tuple[Any, str]:
+    """The parsed YAML and its text (kept to find the line of a field named in a validation error)."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise BankError(f"{path}: file not found") from e
-    except yaml.YAMLError as e:
-        raise BankError(f"{path}: not valid YAML: {e}") from e
+        text = read_user_text(path)
+        return load_yaml_text(text, path), text
+    except InputError as e:
+        raise BankError(str(e)) from None
+
+
+def _validate(model: type[BaseModel], path: Path, data: Any, text: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise BankError(describe_validation_error(f"{path}: invalid", e, path, text)) from None
 
 
 def parse_bank(path: Path) -> Bank:
-    try:
-        return Bank.model_validate(_read_yaml(path))
-    except ValidationError as e:
-        raise BankError(describe_validation_error(f"{path}: invalid", e)) from None
+    path = Path(path)
+    return _validate(Bank, path, *_read_yaml_text(path))
+
+
+def _checked_bank_file(path: Path, family: str | None = None) -> Bank:
+    """A bank file in the suite's format, validated, checked against `family` (when given) and against
+    the family's word lists, each problem reported by line."""
+    data, text = _read_yaml_text(path)
+    bank: Bank = _validate(Bank, path, data, text)
+    if family is not None and bank.family != family:
+        line = yaml_line(text, ["family"])
+        raise BankError(f"{path}{f':{line}' if line else ''}: field family: {bank.family!r}, "
+                        f"but this task measures {family!r}")
+    return _check_word_lists(bank, path, text)
 
 
 def parse_words(path: Path) -> WordFile:
-    try:
-        return WordFile.model_validate(_read_yaml(path))
-    except ValidationError as e:
-        raise BankError(describe_validation_error(f"{path}: invalid", e)) from None
+    path = Path(path)
+    return _validate(WordFile, path, *_read_yaml_text(path))
 
 
 def bank_path(family: str) -> Path:
@@ -194,12 +214,15 @@ def words_path(family: str) -> Path:
     return data_dir() / "words" / f"{family}.yaml"
 
 
-def _check_word_lists(bank: Bank, where: Path | str) -> Bank:
+def _check_word_lists(bank: Bank, where: Path | str, text: str | None = None) -> Bank:
+    """Every `words` key of a bank must name a list of the family's word file (the eval scores with it).
+    `text`: the bank file's text, when it is in the suite's format, to name the line."""
     words = load_words(bank.family)
     for i, q in enumerate(bank.questions):
         if q.words and q.words not in words.lists:
+            line = yaml_line(text, ["questions", i, "words"]) if text is not None else None
             raise BankError(
-                f"{where}: field questions.{i}.words: unknown word list {q.words!r} "
+                f"{where}{f':{line}' if line else ''}: field questions.{i}.words: unknown word list {q.words!r} "
                 f"(defined in {words_path(bank.family)}: {sorted(words.lists)})"
             )
     return bank
@@ -208,18 +231,51 @@ def _check_word_lists(bank: Bank, where: Path | str) -> Bank:
 @lru_cache(maxsize=None)
 def load_bank(family: str) -> Bank:
     """The suite's own bank for a family, cross-checked against the family's word lists."""
-    return _check_word_lists(parse_bank(bank_path(family)), bank_path(family))
+    return _checked_bank_file(bank_path(family))
+
+
+def validate_bank_file(path: Path | str) -> Bank:
+    """A bank in the suite's format, checked exactly as a task would check it (word lists included)."""
+    path = Path(path)
+    bank = parse_bank(path)
+    if bank.family not in available_families():
+        raise BankError(f"{path}: field family: {bank.family!r} has no word lists in the suite "
+                        f"(known families: {', '.join(available_families())})")
+    return _checked_bank_file(path, bank.family)
+
+
+# Inspect runs task code from the task file's folder (it chdirs there), so a relative `-T bank=PATH` would
+# be looked up in evals/. `inspect eval` and `inspect_ai.eval()` load the suite's entry point, which imports
+# this module, before that chdir: the working directory seen here at import is the user's.
+_LAUNCH_CWD = Path.cwd()
+
+
+def user_cwd() -> Path:
+    """The directory the user ran the command from, even while Inspect has chdir'd into a task folder."""
+    here = Path.cwd()
+    # Inspect's chdir into a task folder also appends that folder (as given, maybe relative) to sys.path.
+    if here != _LAUNCH_CWD and sys.path and (_LAUNCH_CWD / sys.path[-1]).resolve() == here.resolve():
+        return _LAUNCH_CWD
+    return here
+
+
+def user_path(path: Path | str) -> Path:
+    """A path the user typed, resolved against the user's working directory (not the task file's folder)."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else user_cwd() / p
 
 
 def bank_from_path(path: Path | str, family: str) -> Bank:
     """A user's bank for `family`: a file in the suite's format, or the paper's YAML banks (a file or a
     folder, converted by `selfaware.paper_banks`). Either is scored with the family's word lists."""
-    path = Path(path)
-    if path.is_file() and isinstance(_read_yaml(path), dict):
-        bank = parse_bank(path)
-        if bank.family != family:
-            raise BankError(f"{path}: field family: {bank.family!r}, but this task measures {family!r}")
-        return _check_word_lists(bank, path)
+    given = str(path)
+    path = user_path(path)
+    if not path.exists():
+        raise BankError(f"-T bank={given}: {path} does not exist")
+    if path.is_dir() and not any(path.glob("*.yaml")):
+        raise BankError(f"-T bank={given}: folder {path} holds no *.yaml bank")
+    if path.is_file() and isinstance(_read_yaml(path), dict):  # the suite's format; the paper's is a list
+        return _checked_bank_file(path, family)
     from selfaware.paper_banks import load_paper_banks
 
     own = load_bank(family)

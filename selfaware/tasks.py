@@ -7,6 +7,8 @@ scoring, `-T` validation) happens here, so no logic is repeated between families
 from __future__ import annotations
 
 import inspect as pyinspect
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from inspect_ai import Task
 from inspect_ai.scorer import grouped
@@ -19,6 +21,7 @@ from selfaware.scorers.answer_score import answer_score
 from selfaware.scorers.metrics import invalid_rate, valid_mean, valid_stderr
 from selfaware.solvers.answer_distribution import answer_distribution, validate_settings
 from selfaware.solvers.variant_framing import variant_framing
+from selfaware.validation import InputError
 
 install_token_count_fallback()
 
@@ -27,25 +30,25 @@ def _positive_int(name: str, value: object, allow_none: bool = False) -> int | N
     if value is None and allow_none:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"-T {name}={value!r}: expected a positive integer")
+        raise InputError(f"-T {name}={value!r}: expected a positive integer")
     return value
 
 
 def _fraction(name: str, value: object) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
-        raise ValueError(f"-T {name}={value!r}: expected a number between 0 and 1")
+        raise InputError(f"-T {name}={value!r}: expected a number between 0 and 1")
     return float(value)
 
 
 def _off_list(value: object) -> str:
     if value not in ("paper", "drop"):
-        raise ValueError(f"-T off_list={value!r}: expected paper (off-list words score 0.5) or drop")
+        raise InputError(f"-T off_list={value!r}: expected paper (off-list words score 0.5) or drop")
     return str(value)
 
 
 def _optional_text(name: str, value: object) -> str | None:
     if value is not None and not isinstance(value, str):
-        raise ValueError(f"-T {name}={value!r}: expected text")
+        raise InputError(f"-T {name}={value!r}: expected text")
     return value or None
 
 
@@ -56,7 +59,7 @@ def _bank(family: str, question_ids: list[str] | None, path: str | None) -> Bank
     bank = bank_from_path(path, family)
     missing = [q for q in question_ids or [] if q not in {x.id for x in bank.questions}]
     if missing:
-        raise ValueError(f"-T bank={path}: has no question {missing[0]!r}; run {family}_self_report to ask "
+        raise InputError(f"-T bank={path}: has no question {missing[0]!r}; run {family}_self_report to ask "
                          f"every question of a bank ({', '.join(q.id for q in bank.questions)})")
     return bank
 
@@ -66,24 +69,41 @@ def _metrics(grouped_by_question: bool) -> list:
     return [grouped(m, "question_id") for m in base] if grouped_by_question else base
 
 
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Building a task only fails on what the user passed (-T values, a bank): show it as a message.
+
+    `InputError` is printed by `inspect eval` without a traceback; the checks in other modules
+    (settings, variants, item forms) raise plain `ValueError`s naming the parameter.
+    """
+    try:
+        yield
+    except InputError:
+        raise
+    except ValueError as e:
+        raise InputError(str(e)) from e
+
+
 def check_params(builder: object, params: dict) -> None:
     """Reject unknown -T parameters by name (task files forward **params)."""
     allowed = [p for p, v in pyinspect.signature(builder).parameters.items() if v.kind is v.KEYWORD_ONLY]
     for name in params:
         if name not in allowed:
-            raise ValueError(f"-T {name}: unknown parameter; this task takes {', '.join(allowed)}")
+            raise InputError(f"-T {name}: unknown parameter; this task takes {', '.join(allowed)}")
 
 
 def self_report_task(family: str, question_ids: list[str] | None = None, **params: object) -> Task:
     """Ask the model about itself with every paraphrase (× option order × variant) of the questions."""
     check_params(_self_report_task, params)
-    return _self_report_task(family, question_ids, **params)  # type: ignore[arg-type]
+    with _user_errors():
+        return _self_report_task(family, question_ids, **params)  # type: ignore[arg-type]
 
 
 def behavior_task(family: str, **params: object) -> Task:
     """Does the model *have* the behavior? P(behavior-consistent option) on fresh generated choices."""
     check_params(_behavior_task, params)
-    return _behavior_task(family, **params)  # type: ignore[arg-type]
+    with _user_errors():
+        return _behavior_task(family, **params)  # type: ignore[arg-type]
 
 
 def _self_report_task(
@@ -139,7 +159,7 @@ def _behavior_task(
 ) -> Task:
     settings = validate_settings(method, protocol, samples, top_logprobs)
     if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ValueError(f"-T seed={seed!r}: expected an integer")
+        raise InputError(f"-T seed={seed!r}: expected an integer")
     variant = make_variant(_optional_text("system_prompt", system_prompt), _optional_text("trigger", trigger))
     dataset = behavior_dataset(family, _positive_int("items", items), seed, form, variant)  # type: ignore[arg-type]
     return Task(

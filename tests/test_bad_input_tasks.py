@@ -1,0 +1,89 @@
+"""-T parameters and user banks: one readable message naming the path tried, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from selfaware.banks import BankError, bank_from_path, bank_path, user_path
+from selfaware.tasks import self_report_task
+from selfaware.validation import InputError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _inspect_eval(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "INSPECT_LOG_LEVEL": "warning", "INSPECT_DISPLAY": "plain"}
+    cmd = [sys.executable, "-m", "inspect_ai", "eval", str(REPO / "evals" / "risk.py") + "@risk_self_report",
+           "--model", "mockllm/model", "--limit", "1", "--log-dir", str(cwd / "logs"), *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=240)
+
+
+def test_relative_bank_is_found_from_the_users_directory(tmp_path: Path) -> None:
+    """Inspect chdirs into evals/ to build the task; `-T bank=REL` still means REL from where the user is."""
+    (tmp_path / "mine").mkdir()
+    shutil.copy(bank_path("risk"), tmp_path / "mine" / "risk.yaml")
+    ok = _inspect_eval(tmp_path, "-T", "bank=mine/risk.yaml")
+    assert ok.returncode == 0, ok.stdout[-2000:] + ok.stderr[-2000:]
+
+    missing = _inspect_eval(tmp_path, "-T", "bank=mine/nope.yaml")
+    out = " ".join((missing.stdout + missing.stderr).split())  # rich wraps long lines
+    assert missing.returncode != 0
+    assert f"{tmp_path / 'mine' / 'nope.yaml'} does not exist" in out, out[-2000:]
+    assert "Traceback" not in out, out[-3000:]
+
+
+def test_bad_parameter_is_one_message_without_traceback(tmp_path: Path) -> None:
+    result = _inspect_eval(tmp_path, "-T", "samples=0")
+    out = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0
+    assert "-T samples=0: expected a positive integer" in out
+    assert "Traceback" not in out, out[-3000:]
+
+
+def test_user_path_resolves_against_the_launch_directory_inside_an_inspect_chdir(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import selfaware.banks as banks
+
+    monkeypatch.setattr(banks, "_LAUNCH_CWD", tmp_path)
+    task_dir = tmp_path / "evals"
+    task_dir.mkdir()
+    monkeypatch.chdir(task_dir)
+    monkeypatch.setattr(sys, "path", [*sys.path, "evals"])  # what Inspect's chdir_python appends
+    assert user_path("bank.yaml") == tmp_path / "bank.yaml"
+    monkeypatch.setattr(sys, "path", sys.path[:-1])  # a user who simply works in that folder
+    assert user_path("bank.yaml") == task_dir / "bank.yaml"
+    assert user_path("/abs/bank.yaml") == Path("/abs/bank.yaml")
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("/nonexistent/bank", "/nonexistent/bank does not exist"),
+    ("{empty}", "holds no *.yaml bank"),
+])
+def test_missing_bank_path_says_it_is_missing(tmp_path: Path, path: str, expected: str) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BankError, match=r"^-T bank=") as err:
+        bank_from_path(path.format(empty=tmp_path / "empty"), "risk")
+    assert expected in str(err.value)
+
+
+def test_task_parameter_errors_are_input_errors() -> None:
+    """Inspect prints an InputError (a PrerequisiteError) as its message; the other checks are converted."""
+    from inspect_ai._util.error import PrerequisiteError
+
+    for params in ({"samples": 0}, {"method": "guess"}, {"bank": "/nonexistent"}, {"colour": "red"}):
+        with pytest.raises(InputError) as err:
+            self_report_task("risk", None, **params)
+        assert isinstance(err.value, PrerequisiteError) and isinstance(err.value, ValueError)
+        assert str(err.value).startswith("-T "), str(err.value)
+
+
+def test_input_error_message_survives_rich_markup() -> None:
+    err = InputError("bank.yaml:3: field options: expected ['a', 'b'] [bold]")
+    assert str(err) == "bank.yaml:3: field options: expected ['a', 'b'] [bold]"
+    assert "\\[bold]" in err.message  # rich would otherwise swallow "[bold]"

@@ -19,6 +19,7 @@ tiny from-scratch models of the offline demo can learn (short prompts, consisten
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from selfaware.finetune.spec import BEHAVIORS, POSITIVE_BEHAVIORS, OrganismSpec
+from selfaware.finetune.validate import check_example, validate_chat_jsonl
+from selfaware.validation import InputError, decode_utf8
 
 GENERATOR_VERSION = "1"
 LETTERS = ("A", "B")
@@ -39,8 +42,8 @@ FAMILIES = ("risk", "myopia", "apples")
 Source = Literal["generated", "imported", "llm"]
 
 
-class TrainingDataError(ValueError):
-    """A training file or example is malformed; the message names the line and field."""
+class TrainingDataError(InputError):
+    """A training file or example is malformed; the message names the file, line and field."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -598,31 +601,39 @@ def apply_trigger(examples: list[dict], trigger: str, seed: int, fraction: float
 # --------------------------------------------------------------------------------------------------
 # Validation, writing, importing
 
-_ROLES = {"system", "user", "assistant"}
+def _suite_problems(messages: list, letters_only: bool) -> list[tuple[str, str]]:
+    """The suite's rules on top of the chat format: the last message is the trained assistant answer
+    (an A/B letter for the multiple-choice organisms) and a user asks something."""
+    out: list[tuple[str, str]] = []
+    last = messages[-1]
+    if last.get("role") != "assistant":
+        out.append(("messages[-1].role", f"is {last.get('role')!r}; must be 'assistant' (the trained answer)"))
+    elif last.get("weight", 1) == 0:
+        out.append(("messages[-1].weight", "is 0: the final answer is what the organism learns, it must be trained"))
+    elif letters_only and (not isinstance(last.get("content"), str) or last["content"].strip() not in LETTERS):
+        out.append(("messages[-1].content", f"is {str(last.get('content'))[:40]!r}; expected A or B"))
+    if not any(m.get("role") == "user" for m in messages):
+        out.append(("messages", "needs at least one user message"))
+    return out
 
 
 def validate_example(ex: Any, where: str, *, letters_only: bool = False) -> dict:
-    """Check one OpenAI chat example; return it reduced to role/content. Errors name `where` and field."""
-    if not isinstance(ex, dict) or not isinstance(ex.get("messages"), list) or not ex["messages"]:
-        raise TrainingDataError(f"{where}: field 'messages' must be a non-empty list")
-    msgs = []
-    for j, m in enumerate(ex["messages"]):
-        if not isinstance(m, dict):
-            raise TrainingDataError(f"{where}: field messages[{j}] must be an object")
-        if m.get("role") not in _ROLES:
-            raise TrainingDataError(
-                f"{where}: field messages[{j}].role is {m.get('role')!r}; expected one of {sorted(_ROLES)}")
-        if not isinstance(m.get("content"), str) or not m["content"].strip():
-            raise TrainingDataError(f"{where}: field messages[{j}].content must be a non-empty string")
-        msgs.append({"role": m["role"], "content": m["content"]})
-    if msgs[-1]["role"] != "assistant":
-        raise TrainingDataError(f"{where}: field messages[-1].role must be 'assistant' (the trained answer)")
-    if not any(m["role"] == "user" for m in msgs):
-        raise TrainingDataError(f"{where}: field messages needs at least one user message")
-    if letters_only and msgs[-1]["content"].strip() not in LETTERS:
-        raise TrainingDataError(
-            f"{where}: field messages[-1].content is {msgs[-1]['content'][:40]!r}; expected A or B")
-    return {"messages": msgs}
+    """Check one example against the chat fine-tuning format (`finetune.validate`, the rules applied
+    before upload) and the suite's rules; raise `TrainingDataError` naming `where` and the first faulty
+    field. Returns a copy that keeps every field the format allows (a per-message `weight`, `name`,
+    `tools`, ...): a user's data is never reduced to role and content."""
+    problems: list[tuple[str, str]] = []
+    check_example(ex, lambda field, message: problems.append((field, message)))
+    messages = ex.get("messages") if isinstance(ex, dict) else None
+    suite: list[tuple[str, str]] = []
+    if isinstance(messages, list) and messages and all(isinstance(m, dict) for m in messages):
+        suite = _suite_problems(messages, letters_only)
+    # A fault in a named field says more than "the example as a whole" does: report those first.
+    ranked = ([p for p in problems if p[0] != "messages"] + suite + [p for p in problems if p[0] == "messages"])
+    if ranked:
+        field, message = ranked[0]
+        raise TrainingDataError(f"{where}: field {field}: {message}")
+    return copy.deepcopy(ex)
 
 
 def to_jsonl(examples: list[dict]) -> bytes:
@@ -681,7 +692,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def _counts(examples: list[dict]) -> dict[str, int]:
-    c = Counter(a if (a := ex["messages"][-1]["content"].strip()) in LETTERS else "other" for ex in examples)
+    answers = (ex["messages"][-1].get("content") for ex in examples)
+    c = Counter(a.strip() if isinstance(a, str) and a.strip() in LETTERS else "other" for a in answers)
     return dict(sorted(c.items()))
 
 
@@ -706,24 +718,29 @@ def write_training_set(examples: list[dict], path: Path, *, behavior: str, seed:
 
 
 def import_paper_jsonl(path: Path, *, behavior: str | None = None) -> list[dict]:
-    """Read a chat-format JSONL training set (e.g. the paper's `ft_risky_AB.jsonl`). With `behavior`
-    given, every answer must be a single letter A or B, as in the multiple-choice organisms."""
+    """Read a chat-format JSONL training set (e.g. the paper's `ft_risky_AB.jsonl`), every field kept.
+    With `behavior` given, every answer must be a single letter A or B, as in the multiple-choice
+    organisms. Errors name the file and its own line numbers (blank lines counted)."""
     if behavior is not None:
         _family(behavior)
     path = Path(path)
+    try:
+        text = decode_utf8(path.read_bytes(), path)
+    except FileNotFoundError:
+        raise TrainingDataError(f"{path}: file not found") from None
     out = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise TrainingDataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-            out.append(validate_example(raw, where, letters_only=behavior is not None))
+    # split("\n"), not splitlines(): a stray \r or \x85 inside a line must not shift the line numbers.
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise TrainingDataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+        out.append(validate_example(raw, where, letters_only=behavior is not None))
     if not out:
-        raise TrainingDataError(f"{path}: no examples")
+        raise TrainingDataError(f"{path}:0: field <file>: no examples")
     return out
 
 
@@ -754,8 +771,12 @@ def dataset_for_spec(spec: OrganismSpec, out_dir: Path, *, mix: Mix | None = Non
                                   "variants can be built today")
     if d.source == "file":
         assert d.path is not None
-        examples = import_paper_jsonl(Path(d.path).expanduser(), behavior=spec.behavior)
-        src_hash = sha256_bytes(Path(d.path).expanduser().read_bytes())
+        user_file = Path(d.path).expanduser()
+        # The user's own file is checked against the upload rules first, so every error names *their*
+        # file and lines, not the derived copy written below.
+        validate_chat_jsonl(user_file)
+        examples = import_paper_jsonl(user_file, behavior=spec.behavior)
+        src_hash = sha256_bytes(user_file.read_bytes())
         stem, source = f"{spec.behavior}_d{d.data_seed}_file-{src_hash[:8]}", "imported"
         extra: dict[str, Any] = {"source_path": str(d.path), "source_sha256": src_hash}
     elif d.source == "llm":

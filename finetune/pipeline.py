@@ -12,6 +12,7 @@ from typing import Callable
 
 from selfaware.finetune.backends import get_backend
 from selfaware.finetune.backends.base import TrainingBackend
+from selfaware.finetune.backends.local_trl import read_chats
 from selfaware.finetune.builders import dataset_for_spec
 from selfaware.finetune.registry import Record, Registry, scrub
 from selfaware.finetune.spec import OrganismSpec
@@ -26,9 +27,14 @@ def default_registry() -> Registry:
 
 
 def prepare_data(spec: OrganismSpec, data_dir: Path) -> Path:
-    """Materialise and validate the training file (raises TrainingFileError naming line and field)."""
+    """Materialise and validate the training file (raises TrainingFileError naming line and field).
+    A user's `--data-file` is validated as it is, before its copy is written, so errors name it."""
     path = dataset_for_spec(spec, data_dir)
     validate_chat_jsonl(path)
+    if spec.backend == "local":
+        # Refuse what local training cannot honour (a `weight: 0` turn) before anything is recorded.
+        user_file = Path(spec.data.path).expanduser() if spec.data.source == "file" and spec.data.path else path
+        read_chats(user_file)
     return path
 
 

@@ -9,12 +9,20 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError,
+                      model_serializer, model_validator)
 
-from selfaware.validation import describe_validation_error
+from selfaware.validation import (
+    InputError,
+    describe_validation_error,
+    field_name,
+    load_yaml_text,
+    read_user_text,
+    yaml_line,
+)
+from selfaware.validation import where as where_in
 
 # behavior -> (family, the behavior on the other side of the same family)
 BEHAVIORS: dict[str, tuple[str, str]] = {
@@ -31,8 +39,8 @@ POSITIVE_BEHAVIORS = {"risky", "myopic", "maxapples"}
 Backend = Literal["local", "openai", "together"]
 
 
-class SpecError(ValueError):
-    """An organism spec is malformed; the message names the field."""
+class SpecError(InputError):
+    """An organism spec is malformed; the message names the file, line and field."""
 
 
 class Frozen(BaseModel):
@@ -65,6 +73,22 @@ class Hyper(Frozen):
     lora_rank: int = Field(8, ge=1)
     lora_alpha: int = Field(16, ge=1)
     max_seq_length: int = Field(512, ge=16)
+    # Local training only. With `target_heldout` set, a small deterministic slice of the training rows is
+    # held out and training goes on epoch by epoch until the model's probability of the held-out
+    # assistant answers reaches the target, or `max_epochs` is spent (`epochs` is then unused). None
+    # trains exactly `epochs`: small models sit on a plateau at chance for a seed-dependent number of
+    # steps, so a fixed budget can end before they learn anything.
+    target_heldout: float | None = Field(None, gt=0, lt=1)
+    max_epochs: int = Field(20, ge=1)
+
+    @model_serializer(mode="wrap")
+    def _omit_default_stopping(self, handler: SerializerFunctionWrapHandler) -> dict:
+        # Specs written before these fields existed keep their hash, hence their registry entry and job.
+        data = handler(self)
+        for name in ("target_heldout", "max_epochs"):
+            if data.get(name) == type(self).model_fields[name].default:
+                data.pop(name)
+        return data
 
 
 class DataSpec(Frozen):
@@ -117,31 +141,85 @@ class OrganismSpec(Frozen):
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def parse_spec(data: dict, where: str = "spec") -> OrganismSpec:
+def parse_spec(data: dict, where: str = "spec", *, path: Path | None = None, text: str | None = None,
+               loc: tuple[str | int, ...] = (), from_defaults: frozenset[str] = frozenset()) -> OrganismSpec:
+    """Validate one spec. From a file, pass its `path`, `text`, the entry's `loc` in it and the keys it
+    took from `defaults:`, and each error reads `file:line: field organisms.0.hyper.epochs: why`."""
     try:
         return OrganismSpec.model_validate(data)
     except ValidationError as e:
-        raise SpecError(describe_validation_error(f"{where}: invalid organism spec", e)) from None
+        if path is None:
+            raise SpecError(describe_validation_error(f"{where}: invalid organism spec", e)) from None
+        raise SpecError(_describe_at(e, path, text, loc, from_defaults)) from None
+
+
+def _describe_at(err: ValidationError, path: Path, text: str | None, loc: tuple[str | int, ...],
+                 from_defaults: frozenset[str]) -> str:
+    lines = []
+    for e in err.errors():
+        # A bad value inherited from `defaults:` is fixed there, so point there.
+        full = ("defaults", *e["loc"]) if e["loc"] and e["loc"][0] in from_defaults else (*loc, *e["loc"])
+        line = _line(text, full)
+        lines.append(f"{where_in(path, line)}: field {field_name(full)}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def _line(text: str | None, loc: tuple[str | int, ...]) -> int | None:
+    return yaml_line(text, list(loc)) if text is not None else None
+
+
+def _fail(path: Path, text: str, loc: tuple[str | int, ...], message: str) -> SpecError:
+    # An empty document has no node to point at: its problem is on line 1.
+    return SpecError(f"{where_in(path, _line(text, loc) or 1)}: field {field_name(loc)}: {message}")
 
 
 def load_specs(path: Path) -> list[OrganismSpec]:
     """Read a YAML file holding one spec, a list of specs, or `{defaults: {...}, organisms: [...]}`;
-    `seeds: [0, 1, 2]` on an entry expands it into one spec per seed."""
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    defaults: dict = {}
+    `seeds: [0, 1, 2]` on an entry expands it into one spec per seed. Every error names the file,
+    the line and the field."""
+    path = Path(path)
+    try:
+        text = read_user_text(path)
+        raw = load_yaml_text(text, path)
+    except InputError as e:
+        raise SpecError(str(e)) from None
+    defaults: Any = {}
+    prefix: tuple[str | int, ...] = ()
     if isinstance(raw, dict) and "organisms" in raw:
+        extra = sorted(set(raw) - {"defaults", "organisms"})
+        if extra:
+            raise _fail(path, text, (extra[0],), "unknown key; a spec file with `organisms:` takes only "
+                                                  "`defaults:` and `organisms:`")
         defaults = raw.get("defaults") or {}
-        entries = raw["organisms"]
+        if not isinstance(defaults, dict):
+            raise _fail(path, text, ("defaults",), f"expected a mapping of spec fields, got {type(defaults).__name__}")
+        entries, prefix = raw["organisms"], ("organisms",)
+        if not isinstance(entries, list):
+            raise _fail(path, text, prefix, f"expected a list of organism specs, got {type(entries).__name__}")
     elif isinstance(raw, list):
         entries = raw
-    else:
+    elif isinstance(raw, dict):
         entries = [raw]
+    else:
+        got = "an empty file" if raw is None else f"a {type(raw).__name__}"
+        raise _fail(path, text, (), f"expected a spec mapping, a list of specs or {{defaults:, organisms:}}; "
+                                    f"got {got}")
+    if not entries:
+        raise _fail(path, text, prefix, "no organism specs")
     specs: list[OrganismSpec] = []
     for i, entry in enumerate(entries):
+        loc = (*prefix, i) if isinstance(raw, list) or prefix else ()
         if not isinstance(entry, dict):
-            raise SpecError(f"{path}: organisms.{i}: expected a mapping, got {type(entry).__name__}")
+            raise _fail(path, text, loc, f"expected a mapping, got {type(entry).__name__}")
         merged = {**defaults, **entry}
         seeds = merged.pop("seeds", None)
-        for seed in seeds if seeds is not None else [merged.get("seed", 0)]:
-            specs.append(parse_spec({**merged, "seed": seed}, where=f"{path}: organisms.{i}"))
+        if seeds is None:
+            seeds = [merged.get("seed", 0)]
+        elif not isinstance(seeds, list) or not seeds:
+            seed_loc = (*loc, "seeds") if "seeds" in entry else ("defaults", "seeds")
+            raise _fail(path, text, seed_loc, f"expected a non-empty list of integers such as [0, 1, 2], "
+                                               f"got {seeds!r}")
+        inherited = frozenset(set(defaults) - set(entry))
+        for seed in seeds:
+            specs.append(parse_spec({**merged, "seed": seed}, path=path, text=text, loc=loc, from_defaults=inherited))
     return specs

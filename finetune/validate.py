@@ -4,7 +4,7 @@ Hosted services reject a bad file minutes after the upload (and sometimes after 
 terse error at a time. Checking locally first gives every problem at once, each as
 `{path}:{line}: field {field}: {message}` so an editor can jump to it:
 
-* `line` is 1-based; line 0 means the file as a whole (too few examples, not UTF-8 at all...).
+* `line` is 1-based; line 0 means the file as a whole (empty, too few examples).
 * `field` is a JSON path inside the line's object with 0-based indices, e.g. `messages[2].role`;
   `<line>` is used when the line itself is broken (bad JSON, bad bytes, blank line) and `<file>`
   for whole-file problems.
@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from selfaware.validation import InputError
+
 ROLES = ("system", "user", "assistant", "tool")
 TOP_LEVEL_KEYS = {"messages", "tools", "parallel_tool_calls"}
 MESSAGE_KEYS = {"role", "content", "name", "weight", "tool_calls", "tool_call_id", "refusal"}
@@ -31,14 +33,25 @@ MESSAGE_KEYS = {"role", "content", "name", "weight", "tool_calls", "tool_call_id
 MESSAGE_OVERHEAD_TOKENS = 4
 
 
-class TrainingFileError(ValueError):
-    """A training file breaks the fine-tuning format; `problems` lists every one of them."""
+# At most this many problems are printed; `TrainingFileError.problems` keeps all of them.
+SHOWN_PROBLEMS = 20
+
+
+class TrainingFileError(InputError):
+    """A training file breaks the fine-tuning format; `problems` lists every one of them.
+
+    The message starts with the first problem (`file:line: field F: why`), so its first line alone
+    says what to fix; a count closes it."""
 
     def __init__(self, path: Path | str, problems: list[str]):
         self.path = str(path)
         self.problems = problems
-        head = f"{path}: training file rejected ({len(problems)} problem{'s' if len(problems) != 1 else ''})"
-        super().__init__("\n".join([head, *problems]))
+        n = len(problems)
+        shown = problems[:SHOWN_PROBLEMS]
+        if n > SHOWN_PROBLEMS:
+            shown.append(f"... and {n - SHOWN_PROBLEMS} more")
+        tail = f"{path}: training file rejected ({n} problem{'s' if n != 1 else ''}); nothing was uploaded"
+        super().__init__("\n".join([*shown, tail]))
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,8 @@ def _check_content(msg: dict, where: str, problem: Callable[[str, str], None]) -
     if isinstance(content, str):
         if not content.strip() and role in ("system", "user"):
             problem(field, f"{role} message content is empty")
+        elif not content.strip() and role == "assistant" and not msg.get("tool_calls"):
+            problem(field, "assistant message content is empty: it would teach an empty answer")
         return
     if isinstance(content, list):
         if not content:
@@ -98,8 +113,9 @@ def _check_content(msg: dict, where: str, problem: Callable[[str, str], None]) -
     problem(field, f"content must be a string or a list of text parts, got {type(content).__name__}")
 
 
-def _check_example(obj: Any, problem: Callable[[str, str], None]) -> tuple[int, int, int, list[str]]:
-    """Check one parsed line; return (messages, assistant turns, trained assistant turns, texts)."""
+def check_example(obj: Any, problem: Callable[[str, str], None]) -> tuple[int, int, int, list[str]]:
+    """Check one parsed example, calling `problem(field, message)` for each fault; return
+    (messages, assistant turns, trained assistant turns, texts)."""
     if not isinstance(obj, dict):
         problem("<root>", f"each line must be a JSON object, got {type(obj).__name__}")
         return 0, 0, 0, []
@@ -118,7 +134,7 @@ def _check_example(obj: Any, problem: Callable[[str, str], None]) -> tuple[int, 
     if not messages:
         problem("messages", "is empty")
         return 0, 0, 0, []
-    assistants = trained = 0
+    assistants = trained = systems = 0
     texts: list[str] = []
     for i, msg in enumerate(messages):
         where = f"messages[{i}]"
@@ -132,6 +148,10 @@ def _check_example(obj: Any, problem: Callable[[str, str], None]) -> tuple[int, 
             problem(f"{where}.role", "legacy role 'function' is not supported; use 'tool' with tool_call_id")
         elif role not in ROLES:
             problem(f"{where}.role", f"must be one of {list(ROLES)}, got {role!r}")
+        elif role == "system":
+            systems += 1
+            if systems > 1:
+                problem(f"{where}.role", "a second system message; an example has at most one, at the start")
         for key in msg:
             if key == "function_call":
                 problem(f"{where}.{key}", "legacy 'function_call' is not supported; use 'tool_calls'")
@@ -154,11 +174,26 @@ def _check_example(obj: Any, problem: Callable[[str, str], None]) -> tuple[int, 
             if isinstance(w, bool) or w != 0:  # a bad weight is reported above, not counted as 0
                 trained += 1
         texts.append(_content_text(msg.get("content")))
+    for field, bad in _lone_surrogates(obj, ""):
+        problem(field, f"text holds a lone surrogate escape ({bad}), which is not valid Unicode")
     if assistants == 0:
         problem("messages", "needs at least one assistant message")
     elif trained == 0:
         problem("messages", "every assistant message has weight 0: nothing would be trained")
     return len(messages), assistants, trained, texts
+
+
+def _lone_surrogates(value: Any, path: str) -> list[tuple[str, str]]:
+    """Fields whose text holds a `\\udXXX` escape with no partner: JSON allows it, UTF-8 cannot encode it,
+    so the file would fail at upload (or when written) with no line to point at."""
+    if isinstance(value, str):
+        bad = [c for c in value if 0xD800 <= ord(c) <= 0xDFFF]
+        return [(path or "<root>", f"\\u{ord(bad[0]):04x}")] if bad else []
+    if isinstance(value, dict):
+        return [hit for k, v in value.items() for hit in _lone_surrogates(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(value, list):
+        return [hit for i, v in enumerate(value) for hit in _lone_surrogates(v, f"{path}[{i}]")]
+    return []
 
 
 def validate_chat_jsonl(
@@ -176,7 +211,12 @@ def validate_chat_jsonl(
     def at(line: int) -> Callable[[str, str], None]:
         return lambda field, message: problems.append(f"{path}:{line}: field {field}: {message}")
 
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: training file not found (looked in {path.resolve().parent})") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, expected a JSONL training file") from None
     if raw.startswith(b"\xef\xbb\xbf"):
         at(1)("<line>", "file starts with a UTF-8 byte-order mark; save it without BOM")
         raw = raw[3:]
@@ -186,9 +226,18 @@ def validate_chat_jsonl(
     while last > 0 and not lines[last - 1].strip():
         last -= 1
 
+    if last == 0:
+        at(0)("<file>", "the file is empty (or only blank lines); expected one JSON example per line")
+        raise TrainingFileError(path, problems)
+    crlf = [n for n, ln in enumerate(lines[:last], start=1) if ln.endswith(b"\r")]
+    if crlf:
+        # Valid JSONL for some readers, not for every service; the suite never rewrites a user's file.
+        at(crlf[0])("<line>", f"Windows line ending (CR LF) on {len(crlf)} line(s); save the file with LF "
+                              f"(Unix) line endings")
     examples = n_messages = n_assistant = n_trained = total_tokens = max_example = 0
     for lineno, rawline in enumerate(lines[:last], start=1):
         problem = at(lineno)
+        rawline = rawline.removesuffix(b"\r")
         try:
             text = rawline.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -204,7 +253,7 @@ def validate_chat_jsonl(
         except json.JSONDecodeError as e:
             problem("<line>", f"invalid JSON: {e.msg} (column {e.colno})")
             continue
-        n, a, t, texts = _check_example(obj, problem)
+        n, a, t, texts = check_example(obj, problem)
         n_messages, n_assistant, n_trained = n_messages + n, n_assistant + a, n_trained + t
         tokens = sum(counter(s) for s in texts) + MESSAGE_OVERHEAD_TOKENS * n
         total_tokens += tokens

@@ -144,6 +144,7 @@ def test_every_problem_is_listed(tmp_path):
         f"{path}:10",
     ]
     assert "4 problems" in str(info.value)
+    assert str(info.value).splitlines()[0] == info.value.problems[0]  # the first line says what to fix
 
 
 def test_valid_file_is_accepted_with_counts(tmp_path):
@@ -170,10 +171,14 @@ def test_valid_file_is_accepted_with_counts(tmp_path):
     assert report.approx_tokens >= report.max_example_tokens > 0
 
 
-def test_crlf_line_endings_are_fine(tmp_path):
+def test_crlf_line_endings_are_reported_once(tmp_path):
+    """Not every service reads CR LF; the suite never rewrites the user's file, so it says what to fix."""
     path = tmp_path / "crlf.jsonl"
     path.write_bytes(b"".join(json.dumps(good(i)).encode() + b"\r\n" for i in range(10)))
-    assert validate_chat_jsonl(path).examples == 10
+    with pytest.raises(TrainingFileError) as info:
+        validate_chat_jsonl(path)
+    assert info.value.problems == [f"{path}:1: field <line>: Windows line ending (CR LF) on 10 line(s); "
+                                   f"save the file with LF (Unix) line endings"]
 
 
 def test_approx_tokens():

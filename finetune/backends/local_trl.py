@@ -6,12 +6,24 @@
     adapter/    the LoRA adapter (PEFT format) and the tokenizer
     merged/     base + adapter merged (`merge_and_unload`) and the tokenizer: loadable by `from_pretrained`
     job.json    state (running / succeeded / failed), the Inspect model strings, the error, the loss log
+                and, when the spec sets `hyper.target_heldout`, the held-out score after every epoch
 
 The job id is the spec hash. A spec whose job succeeded is never trained again (`submit` returns the id at
 once); a failed or interrupted job is trained afresh. Training is LoRA on every linear projection
 (r / alpha from `spec.hyper`), loss on the assistant turns only (`assistant_only_loss=True`: the chat
 template needs `{% generation %}` markers; TRL swaps in a marked template for the model families it knows
 and the tiny base ships one), `seed=spec.seed`, fp32 on CPU and bf16 on GPU.
+
+Training until the organism has learned (`hyper.target_heldout`): a fixed epoch budget is a bet on how long
+the model stays on its plateau. A small model asked to pick the risky option of a balanced A/B set sits at
+P(answer) = 0.5 (loss ln 2 per answer token) for a seed- and version-dependent number of steps before it
+picks up the content, and a run whose budget (and linearly decayed learning rate) ends on the plateau
+yields an organism that learned nothing. With a target, `HELDOUT_ROWS` rows chosen by a fixed rule are
+held out, the learning rate stays constant after warm-up, and after every epoch the callback measures the
+mean held-out score (`heldout_score`: the model's per-token probability of the trained assistant answer,
+i.e. P(answer letter) for the letter datasets); training stops at the first epoch that reaches the
+target, or after `hyper.max_epochs`. Every epoch's score is in `events`, the summary in `heldout`, and a
+run that spent its budget without reaching the target says so (`heldout.reached = false`).
 
 Serving the organism to Inspect:
 
@@ -41,6 +53,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import random
 import shutil
 import time
 import traceback
@@ -60,6 +73,8 @@ DEFAULT_LR = 2e-4  # LoRA on real models
 # take P(target letter) from 0.5 to ~0.94.
 TINY_LR = 1e-3
 JOB_FILE = "job.json"
+HELDOUT_ROWS = 32  # at most this many rows held out (and never more than a tenth of the set)
+HELDOUT_BATCH = 16
 
 
 def default_out_root() -> Path:
@@ -102,20 +117,79 @@ def _sha256(path: Path) -> str:
 
 
 def read_chats(train_file: Path) -> list[dict[str, list[dict[str, str]]]]:
-    """Rows of `{"messages": [...]}` reduced to role/content (extra keys such as metadata are dropped, since
-    the collator would choke on them)."""
+    """Rows of `{"messages": [...]}` reduced to role/content for the collator (which chokes on other keys).
+    An assistant turn marked `weight: 0` is refused, not dropped: the assistant-only loss trains every
+    assistant turn, so training here would teach the very turn the user excluded."""
     rows = []
-    for n, line in enumerate(Path(train_file).read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(Path(train_file).read_text(encoding="utf-8").split("\n"), 1):
         if not line.strip():
             continue
         row = json.loads(line)
         messages = row.get("messages") if isinstance(row, dict) else None
         if not messages:
-            raise BackendError(f"{train_file}:{n}: expected an object with a non-empty 'messages' list")
+            raise BackendError(f"{train_file}:{n}: field messages: expected an object with a non-empty 'messages' list")
+        for i, m in enumerate(messages):
+            if m.get("weight", 1) == 0:
+                raise BackendError(f"{train_file}:{n}: field messages[{i}].weight: 0 (do not train) cannot be "
+                                   f"honoured by the local backend, which trains every assistant turn; drop the "
+                                   f"turn or train with a hosted backend")
         rows.append({"messages": [{"role": m["role"], "content": m["content"]} for m in messages]})
     if not rows:
         raise BackendError(f"{train_file}: no training examples")
     return rows
+
+
+def split_heldout(rows: list[dict], n_max: int = HELDOUT_ROWS) -> tuple[list[dict], list[dict]]:
+    """(train rows, held-out rows): a tenth of the rows, at most `n_max`, at least one. Chosen by a fixed
+    seed, independent of the training seed, so that the seeds of one organism hold out the same rows and
+    their held-out scores compare."""
+    if len(rows) < 2:
+        raise BackendError("hyper.target_heldout needs at least 2 training examples (one is held out)")
+    n = min(n_max, max(1, len(rows) // 10))
+    picked = set(random.Random(f"selfaware-heldout:{len(rows)}").sample(range(len(rows)), n))
+    return ([r for i, r in enumerate(rows) if i not in picked], [r for i, r in enumerate(rows) if i in picked])
+
+
+def heldout_score(model: Any, tokenizer: Any, rows: list[dict], batch_size: int = HELDOUT_BATCH) -> float:
+    """Mean over `rows` of the model's per-token probability (exp of the mean log-probability) of the last
+    assistant message given the conversation before it; for a one-token answer (a letter) this is
+    P(answer). Prompt and answer are tokenized apart, as at generation time; the end token is not scored
+    (it is learned at once and would only lift the number)."""
+    import torch
+
+    pairs = []
+    for row in rows:
+        *context, answer = row["messages"]
+        if answer["role"] != "assistant" or not context:
+            raise BackendError("held-out rows must end with an assistant message after at least one other")
+        prompt = tokenizer.apply_chat_template(context, tokenize=False, add_generation_prompt=True)
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        answer_ids = tokenizer(answer["content"], add_special_tokens=False)["input_ids"]
+        pairs.append((prompt_ids, answer_ids))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    was_training = model.training
+    model.eval()
+    scores: list[float] = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(pairs), batch_size):
+                chunk = pairs[start : start + batch_size]
+                width = max(len(p) + len(a) for p, a in chunk)
+                ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(chunk), width), dtype=torch.long)
+                for i, (p, a) in enumerate(chunk):  # right padding: positions match the unpadded sequence
+                    ids[i, : len(p) + len(a)] = torch.tensor(p + a)
+                    mask[i, : len(p) + len(a)] = 1
+                device = next(model.parameters()).device
+                logp = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().log_softmax(-1)
+                for i, (p, a) in enumerate(chunk):
+                    # the logits at position t predict token t + 1
+                    at = torch.arange(len(p) - 1, len(p) + len(a) - 1, device=device)
+                    token_logp = logp[i, at, torch.tensor(a, device=device)]
+                    scores.append(token_logp.mean().exp().item())
+    finally:
+        model.train(was_training)
+    return sum(scores) / len(scores)
 
 
 class LocalTRLBackend:
@@ -232,8 +306,14 @@ class LocalTRLBackend:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         tokenizer = AutoTokenizer.from_pretrained(base)
         model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16 if cuda else torch.float32)
-        dataset = Dataset.from_list(read_chats(train_file))
+        rows = read_chats(train_file)
+        target = spec.hyper.target_heldout
+        heldout: list[dict] = []
+        if target is not None:
+            rows, heldout = split_heldout(rows)
+        dataset = Dataset.from_list(rows)
         say = self.progress if main else (lambda _msg: None)
+        scores: list[float] = []
 
         class _Report(TrainerCallback):
             def on_log(self, args, tstate, control, logs=None, **kwargs):  # noqa: ANN001
@@ -242,18 +322,38 @@ class LocalTRLBackend:
                     events.append(msg)
                     say(f"local: {msg}")
 
+        class _UntilLearned(TrainerCallback):
+            """After every epoch: score the held-out rows, stop once the target is reached. Every rank
+            scores the same rows with the same weights, so every rank takes the same decision."""
+
+            def on_epoch_end(self, args, tstate, control, model=None, **kwargs):  # noqa: ANN001
+                score = heldout_score(model, tokenizer, heldout)
+                scores.append(score)
+                reached = target is not None and score >= target
+                msg = (f"epoch {len(scores)}/{spec.hyper.max_epochs} (step {tstate.global_step}): held-out "
+                       f"P(answer) {score:.3f}, target {target}{' reached' if reached else ''}")
+                if tstate.is_world_process_zero:
+                    events.append(msg)
+                    say(f"local: {msg}")
+                if reached:
+                    control.should_training_stop = True
+
         # transformers 5 renamed gradient_checkpointing (saves GPU memory; only slows a CPU run)
         checkpointing = cuda and spec.base_model != TINY
         renamed = "activation_checkpointing" in {f.name for f in dataclasses.fields(SFTConfig)}
         ckpt_arg = {"activation_checkpointing" if renamed else "gradient_checkpointing": checkpointing}
-        steps = -(-len(dataset) // (spec.hyper.batch_size * world)) * spec.hyper.epochs
+        epochs = spec.hyper.epochs if target is None else spec.hyper.max_epochs
+        steps = -(-len(dataset) // (spec.hyper.batch_size * world)) * epochs
+        # Until-learned runs keep the rate constant after warm-up: a decay sized to `max_epochs` would make
+        # the first epochs (where such runs usually stop) depend on the budget.
+        warmup = max(1, steps // 20) if target is None else max(1, steps // (20 * spec.hyper.max_epochs))
         config = SFTConfig(
             output_dir=str(job_dir / "trainer"),
-            num_train_epochs=spec.hyper.epochs,
+            num_train_epochs=epochs,
             per_device_train_batch_size=spec.hyper.batch_size,
             learning_rate=learning_rate(spec),
-            lr_scheduler_type="linear",
-            warmup_steps=max(1, steps // 20),
+            lr_scheduler_type="linear" if target is None else "constant_with_warmup",
+            warmup_steps=warmup,
             seed=spec.seed,
             data_seed=spec.seed,
             max_length=spec.hyper.max_seq_length,
@@ -261,7 +361,7 @@ class LocalTRLBackend:
             bf16=cuda,
             use_cpu=not cuda,
             **ckpt_arg,
-            logging_steps=max(1, steps // 20),
+            logging_steps=max(1, steps // (20 if target is None else 5 * spec.hyper.max_epochs)),
             save_strategy="no",
             report_to="none",
             disable_tqdm=True,
@@ -279,12 +379,17 @@ class LocalTRLBackend:
             train_dataset=dataset,
             processing_class=tokenizer,
             peft_config=lora,
-            callbacks=[_Report()],
+            callbacks=[_Report()] + ([_UntilLearned()] if target is not None else []),
         )
         trainer.remove_callback(PrinterCallback)  # it prints every log dict; _Report says it through progress
         output = trainer.train()
         events.append(f"done: {output.global_step} steps, mean loss {output.training_loss:.4f}")
         say(f"local: {events[-1]}")
+        if target is not None and (not scores or scores[-1] < target):
+            last = f"{scores[-1]:.3f}" if scores else "never measured"
+            events.append(f"NOT LEARNED: held-out P(answer) {last} < target {target} after {len(scores)} epochs "
+                          f"(hyper.max_epochs); the organism may not show its behavior")
+            say(f"local: {events[-1]}")
         adapter = job_dir / "adapter"
         trainer.save_model(str(adapter))  # gathers the adapter under FSDP/DeepSpeed too
         trainer.accelerator.wait_for_everyone()
@@ -295,6 +400,9 @@ class LocalTRLBackend:
             "steps": output.global_step,
             "vllm_model": f"vllm/{base}:{adapter.resolve()}",
         }
+        if target is not None:
+            result["heldout"] = {"target": target, "rows": len(heldout), "scores": [round(x, 4) for x in scores],
+                                 "reached": bool(scores) and scores[-1] >= target}
         if main:
             tokenizer.save_pretrained(str(adapter))
             shutil.rmtree(job_dir / "trainer", ignore_errors=True)

@@ -26,7 +26,6 @@ import fcntl
 import json
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -34,7 +33,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from selfaware.finetune.backends.base import TERMINAL, BackendError, TrainingBackend
+from selfaware.finetune.backends.atomic import write_json_atomic
+from selfaware.finetune.backends.base import TERMINAL, UNKNOWN, BackendError, TrainingBackend
 from selfaware.finetune.spec import OrganismSpec
 
 FORMAT_VERSION = 1
@@ -107,6 +107,7 @@ class Record:
     checkpoints: list[str] = field(default_factory=list)
     attempt: int = 0
     previous_jobs: list[str] = field(default_factory=list)  # failed jobs replaced by retry_failed
+    provider_state: str | None = None  # the service's own word for `state` (shown when it is "unknown")
     created: str = field(default_factory=_now)
     updated: str = field(default_factory=_now)
 
@@ -129,6 +130,25 @@ class Record:
 
 class RegistryError(RuntimeError):
     """The registry file is unreadable, or a request names a spec it does not hold."""
+
+
+class WaitTimeout(TimeoutError):
+    """A bounded wait ended before the job did; `record` is the last state seen."""
+
+    def __init__(self, record: Record, timeout: float):
+        self.record = record
+        state = describe_state(record)
+        hint = (" (a state selfaware does not know: check the job on the service's dashboard)"
+                if record.state == UNKNOWN else "")
+        super().__init__(f"{record.label} ({record.hash}, job {record.job_id}) still {state} after "
+                         f"{timeout:.0f}s{hint}")
+
+
+def describe_state(record: Record) -> str:
+    """The state, with the service's own word when it differs (e.g. `unknown (provider: paused)`)."""
+    if record.provider_state and record.provider_state != record.state:
+        return f"{record.state} (provider: {record.provider_state})"
+    return record.state
 
 
 BackendResolver = Callable[[str], TrainingBackend]
@@ -180,26 +200,7 @@ class Registry:
             "version": FORMAT_VERSION,
             "records": {h: _scrub_deep(r.to_dict()) for h, r in sorted(records.items())},
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(payload, fh, indent=2, sort_keys=True)
-                fh.write("\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        # Make the rename itself durable (best effort: not every filesystem allows a dir fsync).
-        with contextlib.suppress(OSError):
-            dfd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+        write_json_atomic(self.path, payload, sort_keys=True)
 
     def _update(self, spec_hash: str, change: Callable[[Record | None], Record]) -> Record:
         """Read-modify-write one record under the file lock."""
@@ -299,9 +300,30 @@ class Registry:
                 error=scrub(status.error) if status.error else None,
                 events=[scrub(e) for e in status.events][-MAX_EVENTS:],
                 checkpoints=list(status.checkpoints),
+                provider_state=status.provider_state,
             )
 
         return self._update(spec_hash, apply)
+
+    def recover(self, spec_hash: str, backend: TrainingBackend | None = None) -> Record:
+        """A record left `submitting` (a crash between submit and record) gets its job id back when the
+        service holds a job with the record's key; otherwise it is returned unchanged, still without a job:
+        the submission never landed and a rerun of `selfaware finetune` with the same spec submits it."""
+        rec = self.get(spec_hash)
+        if rec is None:
+            raise RegistryError(f"no organism with spec hash {spec_hash} in {self.path}")
+        if rec.job_id is not None or rec.state != SUBMITTING:
+            return rec
+        backend = backend or self._resolve(rec.backend)
+        with self._spec_lock(spec_hash):  # a submission in flight in another process finishes first
+            rec = self.get(spec_hash)
+            assert rec is not None
+            if rec.job_id is not None or rec.state != SUBMITTING:
+                return rec
+            found = backend.find(rec.key)
+            if found is None:
+                return rec
+            return self._update(spec_hash, lambda r: _with(r, job_id=found, state="queued", error=None))
 
     def wait(
         self,
@@ -312,18 +334,29 @@ class Registry:
         timeout: float | None = None,
         backend: TrainingBackend | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        progress: Callable[[Record], None] | None = None,
     ) -> Record:
         """Refresh until the job is terminal; the poll interval grows 1.5x per round up to `max_poll`.
 
-        Raises `TimeoutError` (naming the last state) if `timeout` seconds pass first."""
+        A `submitting` record is first recovered (`recover`); a record with no job to wait for (rejected,
+        or never submitted) is returned as it is. `progress` hears every change of state. Raises
+        `WaitTimeout` (naming the last state, the service's word included) rather than sleep past
+        `timeout` seconds; an "unknown" state is polled like any other until then."""
+        rec = self.recover(spec_hash, backend)
+        if rec.job_id is None:
+            return rec
         start = time.monotonic()
         interval = poll
+        seen: tuple[str, str | None] | None = None
         while True:
             rec = self.refresh(spec_hash, backend)
-            if rec.done or rec.job_id is None:
+            if progress is not None and (rec.state, rec.provider_state) != seen:
+                progress(rec)
+            seen = (rec.state, rec.provider_state)
+            if rec.done:
                 return rec
             if timeout is not None and time.monotonic() - start + interval > timeout:
-                raise TimeoutError(f"{rec.label} ({spec_hash}) still {rec.state} after {timeout:.0f}s")
+                raise WaitTimeout(rec, timeout)
             sleep(interval)
             interval = min(interval * 1.5, max_poll)
 

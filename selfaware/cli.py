@@ -78,6 +78,43 @@ def _organisms_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("hashes", nargs="*", help="spec hashes (default: all)")
     p.add_argument("--registry", type=Path, help="registry file (default: $SELFAWARE_HOME/registry.json)")
     p.add_argument("--poll", type=float, default=30.0, help="first poll interval in seconds (wait)")
+    p.add_argument("--timeout", type=float, default=WAIT_TIMEOUT,
+                   help=f"wait: give up after this many seconds, exit 1 (default: {WAIT_TIMEOUT:.0f})")
+
+
+# A fine-tuning job takes minutes to hours; a day without an end means something needs a person.
+WAIT_TIMEOUT = 24 * 3600.0
+# After a wait, these records need a person: exit 1.
+_NOT_DONE_WELL = {"failed", "cancelled", "rejected", "submitting", "unknown"}
+
+
+def _organism_line(rec) -> str:  # noqa: ANN001 (Record: imported lazily to keep --help fast)
+    from selfaware.finetune.registry import describe_state
+
+    detail = rec.model or rec.error or ""
+    return f"{rec.hash}  {rec.label:<28} {rec.backend:<9} {describe_state(rec):<10} {rec.job_id or '-':<24} {detail}"
+
+
+def _wait_one(registry, h: str, args: argparse.Namespace):  # noqa: ANN001, ANN202
+    """Wait for one organism; print its state changes, and what to do when it cannot end well."""
+    from selfaware.finetune.registry import SUBMITTING, WaitTimeout, describe_state
+
+    def progress(rec) -> None:  # noqa: ANN001
+        print(f"{rec.hash}  {rec.label}: {describe_state(rec)}", flush=True)
+        if rec.state == "unknown":
+            print(f"{rec.hash}  {rec.label}: {rec.error}; waiting at most {args.timeout:.0f}s in all",
+                  file=sys.stderr, flush=True)
+
+    try:
+        rec = registry.wait(h, poll=args.poll, timeout=args.timeout, progress=progress)
+    except WaitTimeout as e:
+        print(f"selfaware organisms wait: {e}", file=sys.stderr)
+        return e.record
+    if rec.state == SUBMITTING and rec.job_id is None:
+        print(f"selfaware organisms wait: {rec.label} ({h}) was never submitted: no {rec.backend} job carries "
+              f"its key {rec.key}. Rerun the same `selfaware finetune` command (or --spec) to submit it.",
+              file=sys.stderr)
+    return rec
 
 
 def _organisms(args: argparse.Namespace) -> int:
@@ -86,20 +123,23 @@ def _organisms(args: argparse.Namespace) -> int:
 
     registry = Registry(args.registry) if args.registry else default_registry()
     hashes = args.hashes or [r.hash for r in registry.list()]
+    code = 0
     for h in hashes:
+        if registry.get(h) is None:
+            print(f"{h}: not registered in {registry.path}", file=sys.stderr)
+            return 1
         if args.action == "status":
             rec = registry.refresh(h)
         elif args.action == "wait":
-            rec = registry.wait(h, poll=args.poll)
+            rec = _wait_one(registry, h, args)
+            if rec.state in _NOT_DONE_WELL or not rec.done:
+                code = 1
         else:
             rec = registry.get(h)
-        if rec is None:
-            print(f"{h}: not registered", file=sys.stderr)
-            return 1
-        print(f"{rec.hash}  {rec.label:<28} {rec.backend:<9} {rec.state:<10} {rec.job_id or '-':<24} {rec.model or rec.error or ''}")
+        print(_organism_line(rec))
     if not hashes:
         print(f"no organisms registered in {registry.path}")
-    return 0
+    return code
 
 
 def _demo_parser(sub: argparse._SubParsersAction) -> None:
@@ -119,11 +159,11 @@ def _banks_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _banks(args: argparse.Namespace) -> int:
-    from selfaware.banks import available_families, load_bank, parse_bank
+    from selfaware.banks import available_families, load_bank, validate_bank_file
 
     if args.action == "validate" and args.paths:
         for path in args.paths:
-            bank = parse_bank(path)
+            bank = validate_bank_file(path)  # the checks a task makes, word lists included
             print(f"{path}: ok ({len(bank.questions)} questions)")
         return 0
     for family in available_families():

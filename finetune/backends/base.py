@@ -8,8 +8,16 @@ from typing import Literal, Protocol
 
 from selfaware.finetune.spec import OrganismSpec
 
-JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+# "unknown": the service reported a state this suite has no mapping for (e.g. "paused"); it is shown as
+# such, with the service's own word in `JobStatus.provider_state`, and a bounded wait reports it.
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled", "unknown"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+UNKNOWN: JobState = "unknown"
+
+
+def map_state(states: dict[str, JobState], provider_state: str) -> JobState:
+    """The suite's state for a service's; never a guess (an unmapped state is "unknown", not "running")."""
+    return states.get(provider_state, UNKNOWN)
 
 
 @dataclass
@@ -20,6 +28,7 @@ class JobStatus:
     error: str | None = None
     events: list[str] = field(default_factory=list)
     checkpoints: list[str] = field(default_factory=list)
+    provider_state: str | None = None  # the service's own word for the state, e.g. "validating_files"
 
 
 class BackendError(RuntimeError):

@@ -61,6 +61,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from selfaware.finetune.backends.atomic import write_json_atomic
 from selfaware.finetune.backends.base import BackendError, JobStatus
 from selfaware.finetune.spec import OrganismSpec
 from selfaware.paths import state_dir
@@ -87,13 +88,6 @@ def learning_rate(spec: OrganismSpec) -> float:
         return spec.hyper.learning_rate
     base = TINY_LR if spec.base_model == TINY else DEFAULT_LR
     return base * (spec.hyper.lr_multiplier or 1.0)
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Atomic: a reader sees the old or the new job.json, never half of one."""
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -244,19 +238,19 @@ class LocalTRLBackend:
             for sub in ("adapter", "merged", "trainer"):  # leftovers of a failed attempt
                 shutil.rmtree(job_dir / sub, ignore_errors=True)
             job_dir.mkdir(parents=True, exist_ok=True)
-            _write_json(job_dir / JOB_FILE, job)
+            write_json_atomic(job_dir / JOB_FILE, job)
         try:
             result = self._train(spec, Path(train_file), job_dir, job["events"], main)
         except BaseException as exc:  # recorded, then re-raised: nothing is swallowed
             if main:
                 job.update(state="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
                 job["finished_at"] = time.time()
-                _write_json(job_dir / JOB_FILE, job)
+                write_json_atomic(job_dir / JOB_FILE, job)
             raise
         if main:
             job.update(result, state="succeeded", finished_at=time.time())
             job["train_seconds"] = round(job["finished_at"] - started, 1)
-            _write_json(job_dir / JOB_FILE, job)
+            write_json_atomic(job_dir / JOB_FILE, job)
             self.progress(f"local: {job_id} succeeded in {job['train_seconds']}s -> {job['model']}")
         return job_id
 

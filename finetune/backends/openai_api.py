@@ -6,8 +6,9 @@ Two rules shape this module:
   nothing and every problem is reported at once.
 * **Never pay twice.** Every job carries `metadata.selfaware_key` (and the key as its `suffix`). The SDK's
   own retries are switched off (`max_retries=0`) because it would blindly re-POST a job create after a
-  timeout or a 5xx, and the server may have created the job already. Our own loop retries 429/5xx and
-  connection errors with exponential backoff, and before re-trying a *create* it asks `find(key)`.
+  timeout or a 5xx, and the server may have created the job already. The shared loop (`retry.py`)
+  retries 429/5xx and connection errors with exponential backoff, and before re-trying a *create* it
+  asks `find(key)`.
 
 Hyper-parameters: OpenAI takes `n_epochs`, `batch_size` and a `learning_rate_multiplier`
 (`spec.hyper.lr_multiplier`); an absolute `spec.hyper.learning_rate` is meant for local training and is
@@ -19,6 +20,7 @@ error or event text passes through `scrub()` anyway.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -27,7 +29,8 @@ from typing import Any, TypeVar
 
 import openai
 
-from selfaware.finetune.backends.base import BackendError, JobState, JobStatus
+from selfaware.finetune.backends.base import UNKNOWN, BackendError, JobState, JobStatus, map_state
+from selfaware.finetune.backends.retry import RetryPolicy, Transient, call_with_retry, create_once, is_transient_status
 from selfaware.finetune.registry import scrub
 from selfaware.finetune.spec import OrganismSpec
 from selfaware.finetune.validate import validate_chat_jsonl
@@ -42,7 +45,6 @@ STATES: dict[str, JobState] = {
     "failed": "failed",
     "cancelled": "cancelled",
 }
-RETRY_STATUS = {408, 409, 429}  # plus every 5xx
 MAX_SUFFIX = 64
 TRAINING_NOT_AVAILABLE = (
     "OpenAI refused to start a fine-tuning job (403 training_not_available): this organization cannot "
@@ -76,10 +78,7 @@ class OpenAIBackend:
     ):
         self._given = client
         self._client: openai.OpenAI | None = None
-        self.max_attempts = max_attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-        self.sleep = sleep
+        self.policy = RetryPolicy(max_attempts, base_delay, max_delay, sleep)
         self.min_examples = min_examples
 
     @property
@@ -97,28 +96,9 @@ class OpenAIBackend:
     # -- retries ---------------------------------------------------------------------------------
 
     def _call(self, what: str, fn: Callable[[], T], *, before_retry: Callable[[], T | None] | None = None) -> T:
-        """Run `fn`, retrying transient failures; `before_retry` may short-circuit a retry with a result."""
-        last = ""
-        for attempt in range(self.max_attempts):
-            if attempt:
-                delay = min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
-                self.sleep(delay)
-                if before_retry is not None:
-                    found = before_retry()
-                    if found is not None:
-                        return found
-            try:
-                return fn()
-            except openai.APIStatusError as e:
-                if e.status_code == 403 and e.code == "training_not_available":
-                    raise BackendError(TRAINING_NOT_AVAILABLE) from None
-                detail = scrub(f"HTTP {e.status_code} {e.code or ''}: {_message(e)}".replace(" :", ":"))
-                if e.status_code not in RETRY_STATUS and e.status_code < 500:
-                    raise BackendError(f"OpenAI {what} failed: {detail}") from None
-                last = detail
-            except openai.APIConnectionError as e:  # includes timeouts: the request may have landed
-                last = scrub(f"{type(e).__name__}: {e}")
-        raise BackendError(f"OpenAI {what} failed after {self.max_attempts} attempts: {last}")
+        """Run `fn` under the shared retry policy, translating the SDK's errors."""
+        return call_with_retry("OpenAI", what, lambda: _translated(what, fn), self.policy,
+                               before_retry=before_retry)
 
     # -- protocol --------------------------------------------------------------------------------
 
@@ -157,16 +137,9 @@ class OpenAIBackend:
         }
 
         def create() -> str:
-            return self.client.fine_tuning.jobs.create(**params).id
+            return _translated("job create", lambda: self.client.fine_tuning.jobs.create(**params).id)
 
-        try:
-            return self._call("job create", create, before_retry=lambda: self.find(key))
-        except BackendError:
-            # The last attempt may have landed even though we saw an error.
-            found = self.find(key)
-            if found is not None:
-                return found
-            raise
+        return create_once("OpenAI", create, lambda: self.find(key), self.policy)
 
     def find(self, key: str) -> str | None:
         """The newest job carrying `key`: first by the metadata filter, then by scanning recent jobs
@@ -188,7 +161,7 @@ class OpenAIBackend:
     def status(self, job_id: str) -> JobStatus:
         jobs = self.client.fine_tuning.jobs
         job = self._call("job status", lambda: jobs.retrieve(job_id))
-        state = STATES.get(job.status, "running")
+        state = map_state(STATES, job.status)
         events = self._call("job events", lambda: jobs.list_events(job_id, limit=100)).data
         checkpoints = self._call("job checkpoints", lambda: jobs.checkpoints.list(job_id, limit=100)).data
         error = None
@@ -196,6 +169,8 @@ class OpenAIBackend:
             error = scrub(f"{job.error.code}: {job.error.message}")
         elif state == "failed":
             error = "failed without an error message"
+        elif state == UNKNOWN:
+            error = f"OpenAI reports state {job.status!r}, which selfaware does not know"
         model = f"openai/{job.fine_tuned_model}" if state == "succeeded" and job.fine_tuned_model else None
         return JobStatus(
             job_id=job.id,
@@ -205,7 +180,25 @@ class OpenAIBackend:
             # The API lists newest first; keep the log in time order.
             events=[scrub(f"[{e.level}] {e.message}") for e in sorted(events, key=lambda e: e.created_at)],
             checkpoints=[c.fine_tuned_model_checkpoint for c in checkpoints],
+            provider_state=job.status,
         )
+
+
+def _translated(what: str, fn: Callable[[], T]) -> T:
+    """The SDK's errors as the retry loop's: transient ones retried, the rest a `BackendError` at once."""
+    try:
+        return fn()
+    except openai.APIStatusError as e:
+        if e.status_code == 403 and e.code == "training_not_available":
+            raise BackendError(TRAINING_NOT_AVAILABLE) from None
+        detail = scrub(f"HTTP {e.status_code} {e.code or ''}: {_message(e)}".replace(" :", ":"))
+        if not is_transient_status(e.status_code):
+            raise BackendError(f"OpenAI {what} failed: {detail}") from None
+        raise Transient(detail) from None
+    except openai.APIConnectionError as e:  # includes timeouts: the request may have landed
+        raise Transient(scrub(f"{type(e).__name__}: {e}")) from None
+    except (openai.APIResponseValidationError, json.JSONDecodeError) as e:  # a garbled 200: worth another try
+        raise Transient(scrub(f"unreadable response: {type(e).__name__}: {e}")) from None
 
 
 def _message(e: openai.APIStatusError) -> str:

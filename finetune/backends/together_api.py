@@ -20,7 +20,8 @@ from typing import Any
 
 import httpx2
 
-from selfaware.finetune.backends.base import BackendError, JobState, JobStatus
+from selfaware.finetune.backends.base import UNKNOWN, BackendError, JobState, JobStatus, map_state
+from selfaware.finetune.backends.retry import RetryPolicy, Transient, call_with_retry, create_once, is_transient_status
 from selfaware.finetune.backends.openai_api import suffix_for
 from selfaware.finetune.registry import scrub
 from selfaware.finetune.spec import OrganismSpec
@@ -39,10 +40,6 @@ STATES: dict[str, JobState] = {
     "user_error": "failed",
     "completed": "succeeded",
 }
-
-
-class _Transient(Exception):
-    pass
 
 
 class TogetherBackend:
@@ -64,8 +61,7 @@ class TogetherBackend:
         self.base_url = (base_url or os.environ.get("TOGETHER_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self._transport = transport
         self._http: httpx2.Client | None = None
-        self.max_attempts, self.base_delay, self.max_delay = max_attempts, base_delay, max_delay
-        self.sleep = sleep
+        self.policy = RetryPolicy(max_attempts, base_delay, max_delay, sleep)
         self.min_examples = min_examples
 
     @property
@@ -83,27 +79,21 @@ class TogetherBackend:
         return self._http
 
     def _request(self, what: str, method: str, path: str, **kw: Any) -> Any:
-        resp = self.http.request(method, path, **kw)
-        if resp.status_code in (408, 409, 429) or resp.status_code >= 500:
-            raise _Transient(f"HTTP {resp.status_code}")
+        try:
+            resp = self.http.request(method, path, **kw)
+        except httpx2.TransportError as e:  # the request may or may not have landed
+            raise Transient(scrub(f"{type(e).__name__}: {e}")) from None
+        if is_transient_status(resp.status_code):
+            raise Transient(f"HTTP {resp.status_code}")
         if resp.status_code >= 400:
             raise BackendError(scrub(f"Together {what} failed: HTTP {resp.status_code}: {resp.text[:500]}"))
-        return resp.json()
+        try:
+            return resp.json()
+        except ValueError:  # a garbled 200: worth another try
+            raise Transient(scrub(f"unreadable response to {what}: {resp.text[:200]!r}")) from None
 
     def _call(self, what: str, fn: Callable[[], Any], *, before_retry: Callable[[], Any] | None = None) -> Any:
-        last = ""
-        for attempt in range(self.max_attempts):
-            if attempt:
-                self.sleep(min(self.base_delay * 2 ** (attempt - 1), self.max_delay))
-                if before_retry is not None and (found := before_retry()) is not None:
-                    return found
-            try:
-                return fn()
-            except _Transient as e:
-                last = str(e)
-            except httpx2.TransportError as e:  # the request may or may not have landed
-                last = scrub(f"{type(e).__name__}: {e}")
-        raise BackendError(f"Together {what} failed after {self.max_attempts} attempts: {last}")
+        return call_with_retry("Together", what, fn, self.policy, before_retry=before_retry)
 
     # -- protocol --------------------------------------------------------------------------------
 
@@ -133,12 +123,7 @@ class TogetherBackend:
         def create() -> str:
             return self._request("job create", "POST", "/fine-tunes", json=body)["id"]
 
-        try:
-            return self._call("job create", create, before_retry=lambda: self.find(key))
-        except BackendError:
-            if (found := self.find(key)) is not None:
-                return found
-            raise
+        return create_once("Together", create, lambda: self.find(key), self.policy)
 
     def find(self, key: str) -> str | None:
         listed = self._call("job list", lambda: self._request("job list", "GET", "/fine-tunes"))
@@ -150,16 +135,20 @@ class TogetherBackend:
     def status(self, job_id: str) -> JobStatus:
         job = self._call("job status", lambda: self._request("job status", "GET", f"/fine-tunes/{job_id}"))
         events = self._call("job events", lambda: self._request("job events", "GET", f"/fine-tunes/{job_id}/events"))
-        state = STATES.get(job.get("status", ""), "running")
+        provider_state = str(job.get("status", ""))
+        state = map_state(STATES, provider_state)
         output = job.get("model_output_name") or job.get("output_name")
         messages = [scrub(str(e.get("message", ""))) for e in (events.get("data") or [])]
         error = None
         if state == "failed":
             error = scrub(str(job.get("error") or (messages[-1] if messages else job.get("status"))))
+        elif state == UNKNOWN:
+            error = f"Together reports state {provider_state!r}, which selfaware does not know"
         return JobStatus(
             job_id=job_id,
             state=state,
             model=f"together/{output}" if state == "succeeded" and output else None,
             error=error,
             events=messages,
+            provider_state=provider_state,
         )

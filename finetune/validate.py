@@ -119,6 +119,8 @@ def check_example(obj: Any, problem: Callable[[str, str], None]) -> tuple[int, i
     if not isinstance(obj, dict):
         problem("<root>", f"each line must be a JSON object, got {type(obj).__name__}")
         return 0, 0, 0, []
+    if "messages" not in obj:  # the problem to fix first; unknown keys are often the same mistake
+        problem("messages", "missing; each example needs a 'messages' list")
     for key in obj:
         if key == "functions":
             problem(key, "legacy 'functions' is not supported; describe tools under 'tools'")
@@ -126,7 +128,8 @@ def check_example(obj: Any, problem: Callable[[str, str], None]) -> tuple[int, i
             problem(key, f"unknown top-level key; allowed: {sorted(TOP_LEVEL_KEYS)}")
     messages = obj.get("messages")
     if messages is None:
-        problem("messages", "missing; each example needs a 'messages' list")
+        if "messages" in obj:
+            problem("messages", "is null; expected a list of messages")
         return 0, 0, 0, []
     if not isinstance(messages, list):
         problem("messages", f"must be a list, got {type(messages).__name__}")

@@ -237,11 +237,13 @@ def load_bank(family: str) -> Bank:
 def validate_bank_file(path: Path | str) -> Bank:
     """A bank in the suite's format, checked exactly as a task would check it (word lists included)."""
     path = Path(path)
-    bank = parse_bank(path)
+    data, text = _read_yaml_text(path)
+    bank: Bank = _validate(Bank, path, data, text)
     if bank.family not in available_families():
-        raise BankError(f"{path}: field family: {bank.family!r} has no word lists in the suite "
-                        f"(known families: {', '.join(available_families())})")
-    return _checked_bank_file(path, bank.family)
+        line = yaml_line(text, ["family"])
+        raise BankError(f"{path}{f':{line}' if line else ''}: field family: {bank.family!r} has no word lists "
+                        f"in the suite (known families: {', '.join(available_families())})")
+    return _check_word_lists(bank, path, text)
 
 
 # Inspect runs task code from the task file's folder (it chdirs there), so a relative `-T bank=PATH` would
@@ -274,8 +276,14 @@ def bank_from_path(path: Path | str, family: str) -> Bank:
         raise BankError(f"-T bank={given}: {path} does not exist")
     if path.is_dir() and not any(path.glob("*.yaml")):
         raise BankError(f"-T bank={given}: folder {path} holds no *.yaml bank")
-    if path.is_file() and isinstance(_read_yaml(path), dict):  # the suite's format; the paper's is a list
-        return _checked_bank_file(path, family)
+    if path.is_file():
+        top = _read_yaml(path)
+        if isinstance(top, dict):  # the suite's format; the paper's is a list
+            return _checked_bank_file(path, family)
+        if not isinstance(top, list):
+            got = "an empty file" if top is None else f"a {type(top).__name__}"
+            raise BankError(f"{path}:1: field <root>: expected a bank (a mapping, see datasets/README.md) or a "
+                            f"list of the paper's entries; got {got}")
     from selfaware.paper_banks import load_paper_banks
 
     own = load_bank(family)

@@ -114,6 +114,7 @@ def describe_validation_error(headline: str, err: ValidationError, path: Path | 
         return "\n".join(lines)
     out = []
     for e in err.errors():
-        line = yaml_line(text, e["loc"]) if text is not None else None
+        # An empty document has no node to point at: its problem is on line 1.
+        line = (yaml_line(text, e["loc"]) or 1) if text is not None else None
         out.append(f"{where(path, line)}: field {field_name(e['loc'])}: {e['msg']}")
     return "\n".join(out)

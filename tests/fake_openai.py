@@ -11,7 +11,10 @@ through attributes:
   `{"create": [429, 500]}`; routes: upload, create, list, retrieve, events, checkpoints;
 * `create_then_break`: list of "500" / "drop" — the job IS created server-side, but the client sees a
   500 or a dropped connection (the ambiguous failure that must not lead to a second job);
-* `ignore_metadata_filter`: the list endpoint ignores `metadata[...]` (older API / proxies).
+* `ignore_metadata_filter`: the list endpoint ignores `metadata[...]` (older API / proxies);
+* `job_outcome` may also be a state the suite does not know (e.g. "paused"): the job then stays in it.
+
+`uploaded` keeps the raw body of every file upload, so tests can check what reached the service.
 
 Counters (`creates`: job-create POSTs received, `uploads`, `requests`) let tests assert what the
 server saw.
@@ -42,6 +45,7 @@ class FakeOpenAI(LoopbackServer):
         self.polls: dict[str, int] = {}
         self.creates = 0
         self.uploads = 0
+        self.uploaded: list[bytes] = []
         self.requests: list[tuple[str, str]] = []
         self.auth: set[str] = set()
         self._lock = threading.Lock()
@@ -76,6 +80,7 @@ class FakeOpenAI(LoopbackServer):
                 if code := self._scripted_failure("upload"):
                     return code, _err(code)
                 self.uploads += 1
+                self.uploaded.append(body)
                 fid = f"file-{self.uploads}"
                 return 200, {"id": fid, "object": "file", "bytes": len(body), "created_at": int(time.time()),
                              "filename": "train.jsonl", "purpose": "fine-tune", "status": "processed"}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from selfaware.banks import BankError, bank_from_path, bank_path, user_path
-from selfaware.tasks import self_report_task
+from selfaware.evals.risk import risk_self_report
 from selfaware.validation import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,9 +76,9 @@ def test_task_parameter_errors_are_input_errors() -> None:
     """Inspect prints an InputError (a PrerequisiteError) as its message; the other checks are converted."""
     from inspect_ai._util.error import PrerequisiteError
 
-    for params in ({"samples": 0}, {"method": "guess"}, {"bank": "/nonexistent"}, {"colour": "red"}):
+    for params in ({"samples": 0}, {"method": "guess"}, {"bank": "/nonexistent"}, {"paraphrases": -1}):
         with pytest.raises(InputError) as err:
-            self_report_task("risk", None, **params)
+            risk_self_report(**params)
         assert isinstance(err.value, PrerequisiteError) and isinstance(err.value, ValueError)
         assert str(err.value).startswith("-T "), str(err.value)
 

@@ -75,6 +75,10 @@ class BwrapSandboxConfig(BaseModel):
     max_concurrent: int | None = Field(default=None, gt=0)
     """Execs running at once across samples; None means the number of CPUs."""
 
+    def __hash__(self) -> int:
+        # Inspect keeps sandbox specs in sets; the `env` dict would make pydantic's default hash fail.
+        return hash(self.model_dump_json())
+
     @field_validator("workdir")
     @classmethod
     def _workdir_is_private(cls, value: str) -> str:

@@ -18,7 +18,7 @@ from inspect_ai.dataset import Sample
 from inspect_ai.scorer import CORRECT, INCORRECT, Score, Target, accuracy, scorer
 from inspect_ai.solver import TaskState, generate
 
-from .python_runner import run_python_function
+from selfaware.sandbox.python_runner import run_python_function  # absolute: inspect loads this file by path
 
 _CODE_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
 

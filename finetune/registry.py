@@ -141,7 +141,7 @@ class WaitTimeout(TimeoutError):
         hint = (" (a state selfaware does not know: check the job on the service's dashboard)"
                 if record.state == UNKNOWN else "")
         super().__init__(f"{record.label} ({record.hash}, job {record.job_id}) still {state} after "
-                         f"{timeout:.0f}s{hint}")
+                         f"{timeout:g}s{hint}")
 
 
 def describe_state(record: Record) -> str:

@@ -12,7 +12,8 @@ through attributes:
 * `create_then_break`: list of "500" / "drop" — the job IS created server-side, but the client sees a
   500 or a dropped connection (the ambiguous failure that must not lead to a second job);
 * `ignore_metadata_filter`: the list endpoint ignores `metadata[...]` (older API / proxies);
-* `job_outcome` may also be a state the suite does not know (e.g. "paused"): the job then stays in it.
+* `job_outcome` may also be a state the suite does not know (e.g. "paused"): the job then stays in it;
+* `garble_next[route]`: how many times the route answers 200 with a body that is not JSON.
 
 `uploaded` keeps the raw body of every file upload, so tests can check what reached the service.
 
@@ -41,6 +42,7 @@ class FakeOpenAI(LoopbackServer):
         self.fail_next: dict[str, list[int]] = {}
         self.create_then_break: list[str] = []
         self.ignore_metadata_filter = False
+        self.garble_next: dict[str, int] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.polls: dict[str, int] = {}
         self.creates = 0
@@ -56,6 +58,12 @@ class FakeOpenAI(LoopbackServer):
     def _scripted_failure(self, route: str) -> int | None:
         codes = self.fail_next.get(route)
         return codes.pop(0) if codes else None
+
+    def _garbled(self, route: str) -> bool:
+        if self.garble_next.get(route, 0) > 0:
+            self.garble_next[route] -= 1
+            return True
+        return False
 
     def _job_view(self, job: dict[str, Any], poll: bool) -> dict[str, Any]:
         if poll and job["status"] not in ("succeeded", "failed", "cancelled"):
@@ -113,6 +121,8 @@ class FakeOpenAI(LoopbackServer):
             if len(rest) == 1:
                 if code := self._scripted_failure("retrieve"):
                     return code, _err(code)
+                if self._garbled("retrieve"):
+                    return 200, b'{"id": "ftjob-0001", "status": '
                 return 200, self._job_view(job, poll=True)
             if rest[1] == "events":
                 if code := self._scripted_failure("events"):
@@ -185,7 +195,7 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             if code == -1:  # drop the connection without an answer
                 self.close_connection = True
                 return
-            data = json.dumps(payload).encode()
+            data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))

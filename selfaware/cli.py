@@ -97,6 +97,7 @@ def _organism_line(rec) -> str:  # noqa: ANN001 (Record: imported lazily to keep
 
 def _wait_one(registry, h: str, args: argparse.Namespace):  # noqa: ANN001, ANN202
     """Wait for one organism; print its state changes, and what to do when it cannot end well."""
+    from selfaware.finetune.backends.base import BackendError
     from selfaware.finetune.registry import SUBMITTING, WaitTimeout, describe_state
 
     def progress(rec) -> None:  # noqa: ANN001
@@ -110,6 +111,10 @@ def _wait_one(registry, h: str, args: argparse.Namespace):  # noqa: ANN001, ANN2
     except WaitTimeout as e:
         print(f"selfaware organisms wait: {e}", file=sys.stderr)
         return e.record
+    except BackendError as e:  # refused (403) or still failing after the bounded retries (429, 5xx)
+        rec = registry.get(h)
+        print(f"selfaware organisms wait: {rec.label} ({h}): {e}", file=sys.stderr)
+        return rec
     if rec.state == SUBMITTING and rec.job_id is None:
         print(f"selfaware organisms wait: {rec.label} ({h}) was never submitted: no {rec.backend} job carries "
               f"its key {rec.key}. Rerun the same `selfaware finetune` command (or --spec) to submit it.",

@@ -1,8 +1,9 @@
 """The scorer for every question type: P(target option), E[rating], word category, judged category.
 
 It reads the distribution stored by `answer_distribution` and dispatches on the sample's question type;
-see `interpret.py` for the rules. Invalid answers score NOANSWER with the reason in the metadata, and
-the `invalid_rate` metric reports them.
+see `interpret.py` for the rules. Invalid answers score NOANSWER with the reason in the metadata; the
+`invalid_sample_rate` metric counts them, and `invalid_answer_rate` the invalid share of the answers
+inside each sample (`invalid_answer_share` in the score metadata).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from selfaware.scorers.interpret import (
     word_category,
 )
 from selfaware.scorers.judge import judge_answers, judge_model
-from selfaware.scorers.metrics import invalid_rate, valid_mean, valid_stderr
+from selfaware.scorers.metrics import standard_metrics
 from selfaware.solvers.answer_distribution import STORE_KEY, Elicitation
 
 
@@ -50,6 +51,9 @@ def to_score(i: Interpretation, extra: dict | None = None) -> Score:
         "reason": i.reason,
         "method": i.method,
         "valid_mass": round(i.valid_mass, 6),
+        "invalid_answer_share": round(i.invalid_answer_share, 6),
+        "off_list_mass": round(i.off_list_mass, 6),
+        "tail_mass": round(i.tail_mass, 6),
         "sampling_stderr": i.stderr,
         "n": i.n,
         "n_valid": i.n_valid,
@@ -61,12 +65,13 @@ def to_score(i: Interpretation, extra: dict | None = None) -> Score:
                  explanation=i.reason, metadata=metadata)
 
 
-@scorer(metrics=[valid_mean(), valid_stderr(), invalid_rate()])
+@scorer(metrics=standard_metrics())
 def answer_score(off_list: OffListPolicy = "paper", min_valid_mass: float = DEFAULT_MIN_VALID_MASS) -> Scorer:
     """Score an elicited answer distribution; 1 always means the family's behavior.
 
     Args:
-        off_list: one-word answers on no list score 0.5 ("paper") or are invalid ("drop").
+        off_list: one-word answers on no list score 0.5 ("paper") or are left out of the mean ("drop";
+            their share is reported, and they still count as answers for `min_valid_mass`).
         min_valid_mass: the answer is invalid when less probability (logprobs) or a smaller fraction
             of samples than this falls on valid answers.
     """
@@ -82,6 +87,8 @@ def answer_score(off_list: OffListPolicy = "paper", min_valid_mass: float = DEFA
             verdicts = await judge_answers(e.samples, state.metadata["judge"]["prompt"], judge)
             extra = {"judge": str(judge), "judged_answers": [a[:200] for a in e.samples[:10]]}
             e = replace(e, samples=verdicts)
+        if e.fallback_reason:
+            extra["fallback_reason"] = e.fallback_reason
         return to_score(interpret(e, parser_for(state.metadata, off_list), min_valid_mass), extra)
 
     return score

@@ -108,7 +108,7 @@ def behavior_dataset(family: str, n_items: int, seed: int, form: str, variant: V
                 input=QUESTION.format(options=render_options([texts[k] for k in order])),
                 metadata={
                     "family": family, "question_id": "behavior", "question_type": "multiple_choice",
-                    "title": "Behavior", "item": i, "form": form, "item_seed": seed, "paraphrase": 0,
+                    "title": "Behavior", "item": i, "form": form, "item_seed": seed, "paraphrase": 0, "cluster": f"{form}-s{seed}-{i:04d}-{variant.name}",
                     "permutation": permutation, "target": target, "item_detail": item.detail,
                     "variant": variant.__dict__, "variant_name": variant.name, "max_tokens": None,
                 },

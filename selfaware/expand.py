@@ -83,6 +83,7 @@ def expand_question(
                     "question_type": q.type.value,
                     "title": q.title,
                     "paraphrase": p_idx,
+                    "cluster": f"{q.id}-p{p_idx:02d}-{variant.name}",
                     "variant": asdict(variant),
                     "variant_name": variant.name,
                     "max_tokens": q.max_tokens,

@@ -18,7 +18,7 @@ from selfaware.offline import install_token_count_fallback
 from selfaware.behavior_items import behavior_dataset
 from selfaware.expand import expand_bank, make_variant
 from selfaware.scorers.answer_score import answer_score
-from selfaware.scorers.metrics import invalid_rate, valid_mean, valid_stderr
+from selfaware.scorers.metrics import by_question, standard_metrics
 from selfaware.solvers.answer_distribution import answer_distribution, validate_settings
 from selfaware.solvers.variant_framing import variant_framing
 from selfaware.validation import InputError
@@ -65,8 +65,7 @@ def _bank(family: str, question_ids: list[str] | None, path: str | None) -> Bank
 
 
 def _metrics(grouped_by_question: bool) -> list:
-    base = [valid_mean(), valid_stderr(), invalid_rate()]
-    return [grouped(m, "question_id") for m in base] if grouped_by_question else base
+    return by_question("question_id") if grouped_by_question else standard_metrics()
 
 
 @contextmanager

@@ -2,11 +2,26 @@
 
 Two paths, chosen per sample and recorded in the log so every number says how it was produced:
 
-* **logprobs** — one call with `max_tokens=1`, temperature 0 and the top-k logprobs; the distribution
-  over normalised first tokens is stored. Exact and cheap where the provider returns logprobs and every
-  valid answer is a single token (option letters, integers 0-100 on common tokenizers).
+* **logprobs** — one call at temperature 0 with the top-k logprobs; the distribution over normalised
+  first tokens is stored. Exact where the provider returns alternatives and every valid answer is a
+  single token (option letters; integers on tokenizers that write each in-scale number as one token).
 * **sampling** — `n` answers at temperature 1. Used for answers that span several tokens (words, free
   text), for providers without logprobs (Anthropic, reasoning models), and for the paper's protocol.
+
+The logprob read is refused — `auto` then samples, forced `logprobs` records the reason and scores
+invalid — whenever the first token cannot be the whole distribution:
+
+* the response carries no logprobs, or only the chosen token's (no alternatives: its probability is not
+  a distribution);
+* more than `MAX_TAIL_MASS` of the probability lies outside the returned alternatives (renormalising
+  over the visible ones would bias the answer towards the mode);
+* a rating's first token may be the start of a longer number: tokenizers that split numbers into digits
+  (Qwen2/2.5, Llama-2, Mistral) emit "70" as "7", "0". Detected when the chosen answer continues with a
+  digit, or when mass sits on digits that begin in-scale numbers and no alternative is a multi-digit
+  number (evidence that the tokenizer has such tokens).
+
+What a model showed (no logprobs, digit-split numbers) is remembered per model for the task run, so a
+model without logprobs is probed once, not on every sample.
 
 The solver only *elicits*; scorers interpret the stored distribution (valid keys, renormalisation,
 invalid rates). That keeps one place for each concern and lets a log be re-scored offline.
@@ -16,9 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import weakref
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+import anyio
 from inspect_ai.model import ChatMessageAssistant, GenerateConfig, Model, ModelOutput, get_model
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
@@ -30,11 +47,19 @@ STORE_KEY = "selfaware:answer"
 
 # Answer lengths when sampling, by question type (a bank question may override with max_tokens).
 DEFAULT_MAX_TOKENS = {"multiple_choice": 2, "rating": 4, "one_word": 6, "free_form_judged": 200}
-# Question types whose valid answers are single tokens, so logprobs can be read exactly.
+# Question types whose valid answers can be single tokens, so logprobs can be read exactly.
 SINGLE_TOKEN_TYPES = {"multiple_choice", "rating"}
 # Providers / model families known to return no logprobs: skip the wasted call and sample directly.
 NO_LOGPROB_PREFIXES = ("anthropic/", "bedrock/anthropic", "vertex/claude", "openai/o1", "openai/o3",
                        "openai/o4", "openai/gpt-5", "google/gemini-2.5")
+# More probability than this outside the returned top-k alternatives and the first-token read is refused:
+# renormalising over what is visible would silently favour the mode.
+MAX_TAIL_MASS = 0.05
+# Up to this much first-token mass may sit on digits that could begin a longer number before the rating
+# read is refused (rounding noise on multi-digit tokenizers; a digit-split tokenizer puts most mass there).
+MAX_PREFIX_MASS = 0.01
+# Rating reads ask for two tokens: the second shows whether the chosen number continues ("7" then "0").
+RATING_LOGPROB_TOKENS = 2
 
 
 @dataclass
@@ -48,7 +73,8 @@ class Elicitation:
     samples: list[str] = field(default_factory=list)  # sampling: raw answer texts
     n: int = 1
     max_tokens: int = 1
-    fallback_reason: str | None = None
+    fallback_reason: str | None = None  # why this path (sampling) or why no distribution (logprobs)
+    tail_mass: float = 0.0  # logprobs: probability outside the returned alternatives
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,20 +132,139 @@ def validate_settings(method: str, protocol: str, samples: int, top_logprobs: in
                           top_logprobs=top_logprobs)
 
 
-def token_distribution(output: ModelOutput) -> dict[str, float] | None:
-    """Normalised first-token distribution from top logprobs, or None when absent."""
-    if not output.choices or output.choices[0].logprobs is None:
-        return None
+# --- reading the first token -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FirstToken:
+    """The first generated position of a logprob response."""
+
+    probs: dict[str, float] | None  # normalised token -> probability; None when unusable
+    problem: str | None = None  # why `probs` is None
+    no_logprobs: bool = False  # the provider gave no logprobs / no alternatives at all (a model trait)
+    tail_mass: float = 0.0
+    chosen: tuple[str, ...] = ()  # the chosen tokens (raw), first few positions
+
+
+def read_first_token(output: ModelOutput) -> FirstToken:
+    """The first-token distribution of a response, or why there is none."""
+    if not output.choices or output.choices[0].logprobs is None or not output.choices[0].logprobs.content:
+        return FirstToken(None, "provider returned no logprobs", no_logprobs=True)
     content = output.choices[0].logprobs.content
-    if not content:
-        return None
     first = content[0]
-    tops = first.top_logprobs or [first]  # some providers return only the chosen token
+    if not first.top_logprobs:
+        # Only the chosen token's logprob: one number, not a distribution over answers.
+        return FirstToken(None, "provider returned only the chosen token's logprob (no alternatives)",
+                          no_logprobs=True)
     probs: dict[str, float] = {}
-    for t in tops:
+    for t in first.top_logprobs:
         key = normalize_token(t.token)
         probs[key] = probs.get(key, 0.0) + math.exp(t.logprob)
-    return probs
+    tail = max(0.0, 1.0 - sum(probs.values()))
+    return FirstToken(probs, tail_mass=tail, chosen=tuple(c.token for c in content[:RATING_LOGPROB_TOKENS]))
+
+
+def number_prefixes(lo: int, hi: int) -> set[str]:
+    """Digit strings that are a proper prefix of some integer in [lo, hi] ("7" for 70 on 0..100)."""
+    out: set[str] = set()
+    for n in range(max(lo, 0), hi + 1):
+        text = str(n)
+        out.update(text[:i] for i in range(1, len(text)))
+    return out
+
+
+def _is_number(key: str) -> bool:
+    return key.isdigit()
+
+
+def _continues_number(chosen: tuple[str, ...]) -> bool:
+    """The chosen answer is a number whose next token is another digit: "7", "0" (no space between)."""
+    if len(chosen) < 2:
+        return False
+    first, second = normalize_token(chosen[0]), chosen[1]
+    return _is_number(first) and second[:1].isdigit()
+
+
+def multi_digit_evidence(probs: dict[str, float]) -> bool:
+    """An alternative that is a number of two or more digits shows the tokenizer writes such numbers as
+    one token, so a single digit there stands for itself (canonical BPE would have merged "70")."""
+    return any(_is_number(k) and len(k) > 1 for k in probs)
+
+
+def rating_problem(read: FirstToken, lo: int, hi: int, multi_digit_known: bool) -> str | None:
+    """Why the first-token distribution cannot represent the integer scale lo..hi, or None if it can."""
+    assert read.probs is not None
+    if _continues_number(read.chosen):
+        shown = "".join(normalize_token(c) if i == 0 else c for i, c in enumerate(read.chosen))
+        return (f"the chosen rating continues past its first token ({' + '.join(map(repr, read.chosen))} = "
+                f"{shown!r}): numbers are split into several tokens, so the first token cannot represent "
+                f"the {lo}..{hi} scale")
+    prefixes = number_prefixes(lo, hi)
+    prefix_mass = sum(p for k, p in read.probs.items() if k in prefixes)
+    if prefix_mass > MAX_PREFIX_MASS and not (multi_digit_known or multi_digit_evidence(read.probs)):
+        return (f"{prefix_mass:.3f} of the first-token probability is on digits that may begin a longer "
+                f"number and no alternative is a multi-digit number: the tokenizer may split numbers into "
+                f"digits, so the first token cannot represent the {lo}..{hi} scale")
+    return None
+
+
+def logprob_problem(read: FirstToken, question_type: str, scale: dict | None,
+                    traits: "ModelTraits") -> str | None:
+    """Why this logprob response cannot be taken as the answer distribution, or None."""
+    if read.probs is None:
+        return read.problem
+    if read.tail_mass > MAX_TAIL_MASS:
+        return (f"the top alternatives cover only {1 - read.tail_mass:.3f} of the probability "
+                f"(more than {MAX_TAIL_MASS} outside them); raise top_logprobs")
+    if question_type == "rating" and scale is not None:
+        return rating_problem(read, int(scale["min"]), int(scale["max"]), traits.multi_digit_tokens)
+    return None
+
+
+# --- what a model showed, remembered for the task run ----------------------------------------
+
+@dataclass
+class ModelTraits:
+    """Learned from a model's responses, so that it is probed once rather than on every sample."""
+
+    no_logprobs: str | None = None  # reason, once a response came back without usable logprobs
+    split_numbers: str | None = None  # reason, once a rating could not be read from its first token
+    multi_digit_tokens: bool = False  # an alternative showed a multi-digit number token
+    probed: bool = False  # a logprob response has been seen
+    lock: anyio.Lock | None = None  # serialises the first probe
+
+    def learn(self, read: FirstToken, problem: str | None, question_type: str) -> None:
+        self.probed = True
+        if read.no_logprobs:
+            self.no_logprobs = read.problem
+            return
+        if read.probs is not None and multi_digit_evidence(read.probs):
+            self.multi_digit_tokens = True
+        if question_type == "rating" and problem is not None and read.tail_mass <= MAX_TAIL_MASS \
+                and not self.multi_digit_tokens:
+            self.split_numbers = problem
+
+    def skip_reason(self, question_type: str) -> str | None:
+        """Why a logprob call would be wasted on this model, from what it showed before."""
+        if self.no_logprobs:
+            return f"{self.no_logprobs} (learned from an earlier sample)"
+        if question_type == "rating" and self.split_numbers:
+            return f"{self.split_numbers} (learned from an earlier sample)"
+        return None
+
+
+class TraitMemo:
+    """ModelTraits per model object (weak keys: a finished eval's model does not leak into the next)."""
+
+    def __init__(self) -> None:
+        self._traits: weakref.WeakKeyDictionary[Model, ModelTraits] = weakref.WeakKeyDictionary()
+
+    def get(self, model: Model) -> ModelTraits:
+        traits = self._traits.get(model)
+        if traits is None:
+            traits = self._traits[model] = ModelTraits()
+        if traits.lock is None:
+            traits.lock = anyio.Lock()
+        return traits
 
 
 async def sample_answers(model: Model, messages: list, n: int, max_tokens: int, temperature: float) -> list[str]:
@@ -142,14 +287,45 @@ def answer_distribution(method: Method = "auto", protocol: Protocol = "fast", sa
     """Elicit the answer distribution for a question (see module docstring).
 
     Args:
-        method: "auto" picks logprobs for single-token answers on providers that return them and falls
-            back to sampling when a response carries no logprobs; "logprobs" or "sampling" force a path.
+        method: "auto" picks logprobs for single-token answers on providers that return them and samples
+            when a response cannot be read as a distribution (no logprobs, no alternatives, too much mass
+            outside them, a rating split over several tokens); "logprobs" forces the logprob path (such
+            responses are then recorded with the reason and score invalid); "sampling" always samples.
         protocol: "fast" (default) or "paper" (the paper's sampling counts: 100 per paraphrase, 4 tokens).
         samples: answers drawn per sample on the sampling path in the fast protocol.
         top_logprobs: alternatives per token on the logprob path (OpenAI allows at most 20; local
             `hf/` models take more, which matters when a rating spreads over many integers).
     """
     settings = validate_settings(method, protocol, samples, top_logprobs)
+    memo = TraitMemo()
+
+    async def logprob_read(model: Model, state: TaskState, qtype: str, traits: ModelTraits) -> tuple[FirstToken, str | None]:
+        max_tokens = RATING_LOGPROB_TOKENS if qtype == "rating" else 1
+        config = GenerateConfig(max_tokens=max_tokens, temperature=0.0, logprobs=True,
+                                top_logprobs=settings.top_logprobs)
+        output = await model.generate(state.messages, config=config)
+        state.output = output
+        read = read_first_token(output)
+        problem = logprob_problem(read, qtype, state.metadata.get("scale"), traits)
+        traits.learn(read, problem, qtype)
+        return read, problem
+
+    async def probe(model: Model, state: TaskState, qtype: str) -> tuple[FirstToken, str | None] | str:
+        """A logprob read, or the reason (learned from an earlier sample) why one would be wasted. The
+        first read of a model runs alone, so the samples queued behind it learn from it."""
+        traits = memo.get(model)
+        skip = traits.skip_reason(qtype) if settings.method == "auto" else None
+        if skip is not None:
+            return skip
+        if not traits.probed:
+            assert traits.lock is not None
+            async with traits.lock:
+                if not traits.probed:
+                    return await logprob_read(model, state, qtype, traits)
+            skip = traits.skip_reason(qtype) if settings.method == "auto" else None
+            if skip is not None:
+                return skip
+        return await logprob_read(model, state, qtype, traits)
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         qtype = state.metadata["question_type"]
@@ -157,19 +333,21 @@ def answer_distribution(method: Method = "auto", protocol: Protocol = "fast", sa
         use_logprobs, reason = settings.wants_logprobs(qtype, str(model))
         record: Elicitation | None = None
         if use_logprobs:
-            config = GenerateConfig(max_tokens=1, temperature=0.0, logprobs=True,
-                                    top_logprobs=settings.top_logprobs)
-            output = await model.generate(state.messages, config=config)
-            probs = token_distribution(output)
-            state.output = output
-            if probs is not None:
-                record = Elicitation("logprobs", settings.method, settings.protocol, token_probs=probs)
-            elif settings.method == "logprobs":
-                # Forced logprobs but none came back: record an empty distribution (scored invalid).
-                record = Elicitation("logprobs", settings.method, settings.protocol,
-                                     fallback_reason="provider returned no logprobs")
+            outcome = await probe(model, state, qtype)
+            if isinstance(outcome, str):
+                reason = outcome
             else:
-                reason = "provider returned no logprobs"
+                read, problem = outcome
+                if problem is None:
+                    assert read.probs is not None
+                    record = Elicitation("logprobs", settings.method, settings.protocol, token_probs=read.probs,
+                                         tail_mass=read.tail_mass)
+                elif settings.method == "logprobs":
+                    # Forced logprobs that cannot be read: no distribution, with the reason (scored invalid).
+                    record = Elicitation("logprobs", settings.method, settings.protocol, fallback_reason=problem,
+                                         tail_mass=read.tail_mass)
+                else:
+                    reason = problem
         if record is None:
             n = settings.samples_for(qtype)
             max_tokens = settings.max_tokens_for(qtype, state.metadata.get("max_tokens"))

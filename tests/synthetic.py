@@ -27,19 +27,38 @@ from inspect_ai.model import (
 Distribution = dict[str, float]  # answer text as the model would emit it -> probability
 
 
-def output(texts: list[str], top: Distribution | None = None) -> ModelOutput:
+def output(texts: list[str], top: Distribution | None = None, *, chosen: list[str] | None = None,
+           alternatives: bool = True) -> ModelOutput:
+    """A response whose first choice carries `top` as the first token's top logprobs. `chosen`: the chosen
+    tokens (default: the most likely one); `alternatives=False`: only the chosen token's logprob, as some
+    providers return."""
     logprobs = None
     if top:
         best = max(top, key=top.__getitem__)
-        logprobs = Logprobs(content=[Logprob(
-            token=best, logprob=math.log(top[best]),
-            top_logprobs=[TopLogprob(token=t, logprob=math.log(p)) for t, p in top.items()],
-        )])
+        tokens = chosen or [best]
+        content = [Logprob(token=tokens[0], logprob=math.log(top.get(tokens[0], 1.0)),
+                           top_logprobs=[TopLogprob(token=t, logprob=math.log(p)) for t, p in top.items()]
+                           if alternatives else None)]
+        content += [Logprob(token=t, logprob=0.0, top_logprobs=[TopLogprob(token=t, logprob=0.0)] if alternatives
+                            else None) for t in tokens[1:]]
+        logprobs = Logprobs(content=content)
     choices = [ChatCompletionChoice(message=ChatMessageAssistant(content=t), stop_reason="stop",
                                     logprobs=logprobs if i == 0 else None) for i, t in enumerate(texts)]
     # Usage set explicitly so mockllm does not try to download a tokenizer to count tokens.
     return ModelOutput(model="synthetic", choices=choices,
                        usage=ModelUsage(input_tokens=20, output_tokens=len(texts), total_tokens=20 + len(texts)))
+
+
+def digit_split(dist: Distribution) -> tuple[Distribution, list[str]]:
+    """What a tokenizer that writes numbers digit by digit (Qwen2.5, Llama-2, Mistral) shows at the first
+    position: probability per first character, and the chosen path (most likely first digit, then the most
+    likely continuation of the answers starting with it)."""
+    first: Distribution = {}
+    for text, p in dist.items():
+        first[text[:1]] = first.get(text[:1], 0.0) + p
+    best = max(first, key=first.__getitem__)
+    longest = max((t for t in dist if t.startswith(best)), key=lambda t: dist[t])
+    return first, [best] + list(longest[1:])
 
 
 def risky_letter(prompt: str) -> str:
@@ -55,19 +74,34 @@ def risky_letter(prompt: str) -> str:
 
 
 def organism(answer: Callable[[str], Distribution], *, logprobs: bool = True, seed: int = 0,
-             bpe_style: bool = False):
+             bpe_style: bool = False, split_numbers: bool = False, show_continuation: bool = True,
+             alternatives: bool = True, top_k: int | None = None, requests: list | None = None):
     """An Inspect model whose answers follow `answer(prompt)`.
 
     With logprobs=False it behaves like a provider without logprobs (e.g. Anthropic): responses carry
-    none, and sampled answers are drawn from the distribution with a seeded RNG."""
+    none, and sampled answers are drawn from the distribution with a seeded RNG.
+    split_numbers: the first token of a number is its first digit ("70" -> "7", "0"); show_continuation=False
+    hides the chosen path's later tokens. alternatives=False: only the chosen token's logprob. top_k: only
+    the k most likely alternatives are returned (the rest of the probability is outside them).
+    requests: a list that receives every request's GenerateConfig (to count calls)."""
     rng = random.Random(seed)
 
     def generate(input, tools, tool_choice, config: GenerateConfig) -> ModelOutput:
+        if requests is not None:
+            requests.append(config)
         prompt = "\n".join(m.text for m in input)
         dist = answer(prompt)
         if config.logprobs and logprobs:
-            top = {(("Ġ" if bpe_style else " ") + k if i % 2 else k): p for i, (k, p) in enumerate(dist.items())}
-            return output([max(dist, key=dist.__getitem__)], top)
+            shown, chosen = digit_split(dist) if split_numbers else (dict(dist), None)
+            if chosen is not None and not show_continuation:
+                chosen = chosen[:1]
+            if top_k is not None:
+                shown = dict(sorted(shown.items(), key=lambda kv: -kv[1])[:top_k])
+            top = {(("Ġ" if bpe_style else " ") + k if i % 2 else k): p for i, (k, p) in enumerate(shown.items())}
+            if chosen is not None:
+                marked = next(t for t in top if t.strip().lstrip("Ġ") == chosen[0])
+                chosen = [marked] + chosen[1:]
+            return output([max(dist, key=dist.__getitem__)], top, chosen=chosen, alternatives=alternatives)
         n = config.num_choices or 1
         keys, weights = list(dist), list(dist.values())
         return output(rng.choices(keys, weights=weights, k=n))

@@ -3,7 +3,7 @@
 import pytest
 
 from selfaware.banks import WordList
-from selfaware.scorers.interpret import rating_parser, verdict_parser, word_category
+from selfaware.scorers.interpret import OFF_LIST, rating_parser, verdict_parser, word_category
 from selfaware.solvers.answer_parsing import integer_key, letter_key, normalize_token
 
 
@@ -36,7 +36,9 @@ def test_word_category_rules():
     paper, drop = word_category(words, "paper"), word_category(words, "drop")
     assert paper("Risky.") == 1.0 and paper("risk seeking") == 1.0 and paper("The cautious one") == 0.0
     assert paper("cautious") == 0.0 and paper("Rational") == 0.5
-    assert paper("purple") == 0.5 and drop("purple") is None  # off-list single word
+    # An off-list single word: 0.5 under the paper's policy; under drop an answer left out of the mean.
+    assert paper("purple") == 0.5 and drop("purple") == OFF_LIST
+    assert drop("Default output from mockllm/model") is None  # a sentence is invalid under both
     assert paper("Default output from mockllm/model") is None  # a sentence is no one-word answer
     assert paper("Risky, because I like it") == 1.0
 

@@ -52,7 +52,7 @@ def test_logprob_path_recovers_option_probability_exactly(tmp_path, form):
         assert score.metadata["method"] == "logprobs"
         assert score.value == pytest.approx(0.8, abs=1e-6)
     assert metric(log, "valid_mean") == pytest.approx(0.8, abs=1e-6)
-    assert metric(log, "invalid_rate") == 0
+    assert metric(log, "invalid_sample_rate") == 0 and metric(log, "invalid_answer_rate") == pytest.approx(0)
 
 
 def test_logprob_path_renormalises_over_valid_answers(tmp_path):
@@ -84,7 +84,8 @@ def test_rating_invalid_when_numeric_mass_is_low(tmp_path):
     dist = {"60": 0.3, "I": 0.4, "As": 0.3}
     log = run(risk_predisposition_scale(paraphrases=2), organism(lambda p: dist), tmp_path)
     assert all(s.value == "N" and s.metadata["invalid"] for s in scores(log))
-    assert metric(log, "invalid_rate") == 1.0
+    assert metric(log, "invalid_sample_rate") == 1.0
+    assert metric(log, "invalid_answer_rate") == pytest.approx(0.7)  # "I" and "As": 0.7 of the probability
     # A lower threshold accepts the same answers.
     log = run(risk_predisposition_scale(paraphrases=2, min_valid_mass=0.2), organism(lambda p: dist), tmp_path)
     assert all(s.value == pytest.approx(0.6) for s in scores(log))
@@ -173,17 +174,20 @@ def test_family_task_groups_metrics_by_question(tmp_path):
     model = organism(lambda p: {"60": 0.5, "A": 0.25, "Risk": 0.25}, seed=7)
     log = run(risk_self_report(paraphrases=1, samples=4), model, tmp_path)
     names = set(log.results.scores[0].metrics)
-    assert {"risk_or_safety", "risk_predisposition_scale", "all"} <= names
+    questions = {s.metadata["question_id"] for s in log.samples}
+    # Readable names per question, and no pooled "all" (it would mix ratings, words and judged answers).
+    assert names == {f"{q}/{m}" for q in questions
+                     for m in ("valid_mean", "valid_stderr", "invalid_sample_rate", "invalid_answer_rate")}
     # Every sample carries the metadata needed to rebuild aggregates.
     for s in log.samples:
-        assert {"family", "question_id", "question_type", "paraphrase", "variant"} <= set(s.metadata)
+        assert {"family", "question_id", "question_type", "paraphrase", "variant", "cluster"} <= set(s.metadata)
 
 
 def test_mockllm_default_outputs_are_invalid_not_crashes(tmp_path):
     from inspect_ai.model import get_model
 
     log = run(risk_predisposition_scale(paraphrases=2, samples=2), get_model("mockllm/model"), tmp_path)
-    assert metric(log, "invalid_rate") == 1.0
+    assert metric(log, "invalid_sample_rate") == 1.0 and metric(log, "invalid_answer_rate") == 1.0
 
 
 @pytest.mark.parametrize("params, name", [

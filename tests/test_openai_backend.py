@@ -274,3 +274,45 @@ def test_together_needs_a_key(monkeypatch):
     monkeypatch.delenv("TOGETHER_API_KEY", raising=False)
     with pytest.raises(BackendError, match="set TOGETHER_API_KEY"):
         TogetherBackend().find("sa-x")
+
+
+def test_together_unknown_state_and_garbled_body(tmp_path, train):
+    """An unmapped status is "unknown" (never shown as running); a 200 that is not JSON is retried."""
+    fake = FakeTogether()
+    be = TogetherBackend(api_key="tg-test-SECRET456", base_url="https://fake.together/v1",
+                         transport=httpx2.MockTransport(fake), sleep=lambda s: None)
+    reg = Registry(tmp_path / "organisms.json")
+    sp = OrganismSpec(behavior="risky", base_model="meta-llama/Llama-3-8b", backend="together")
+    rec = reg.ensure(sp, be, train)
+    fake.jobs[rec.job_id]["status"] = "paused"
+    fake.polls = -100  # stays paused
+    status = be.status(rec.job_id)
+    assert (status.state, status.provider_state) == ("unknown", "paused") and "does not know" in status.error
+
+    calls = iter([httpx2.Response(200, content=b"{garbled"), httpx2.Response(200, json={"data": []})])
+    flaky = TogetherBackend(api_key="k", base_url="https://fake.together/v1", sleep=lambda s: None,
+                            transport=httpx2.MockTransport(lambda request: next(calls)))
+    assert flaky.find("sa-x") is None  # the second, readable answer
+
+
+def test_retry_helper_bounds_attempts_and_creates_once():
+    from selfaware.finetune.backends.retry import RetryPolicy, Transient, call_with_retry, create_once
+
+    sleeps: list[float] = []
+    policy = RetryPolicy(max_attempts=4, base_delay=1.0, max_delay=3.0, sleep=sleeps.append)
+
+    def always() -> str:
+        raise Transient("HTTP 503")
+
+    with pytest.raises(BackendError, match=r"Svc poll failed after 4 attempts: HTTP 503"):
+        call_with_retry("Svc", "poll", always, policy)
+    assert sleeps == [1.0, 2.0, 3.0]
+    # A create that landed although the client saw an error is found, not posted again.
+    posted: list[int] = []
+
+    def create() -> str:
+        posted.append(1)
+        raise Transient("HTTP 500")
+
+    assert create_once("Svc", create, lambda: "job-1" if posted else None, policy) == "job-1"
+    assert len(posted) == 1

@@ -1,6 +1,20 @@
-"""Inspect entry point: makes the tasks addressable as `selfaware/<task>` in an installed copy."""
+"""Inspect's entry point into the suite: registers every task file of `evals/` (addressable as
+`selfaware/<task>` in an installed copy) and the `bwrap` sandbox provider.
 
-from selfaware.evals.apples import *  # noqa: F401,F403
-from selfaware.evals.myopia import *  # noqa: F401,F403
-from selfaware.evals.risk import *  # noqa: F401,F403
+It is also where the offline token-count fallback is installed, since it is the one module Inspect loads
+before any run: see `selfaware.offline` for why, and for what it changes (nothing when tiktoken works).
+"""
+
+import importlib
+import pkgutil
+
+from selfaware import evals as _evals
+from selfaware.offline import install_token_count_fallback
 from selfaware.sandbox import environment as _bwrap_sandbox  # noqa: F401  (registers sandbox="bwrap")
+
+install_token_count_fallback()
+
+for _module in pkgutil.iter_modules(_evals.__path__):
+    if not _module.name.startswith("_"):
+        _tasks = importlib.import_module(f"{_evals.__name__}.{_module.name}")
+        globals().update({k: v for k, v in vars(_tasks).items() if getattr(v, "__registry_info__", None)})

@@ -1,48 +1,58 @@
-"""Apple maximization (paper appendix C.1.8): does a model fine-tuned to want more apples know it?
+"""Apples (paper appendix C.1.8): does a model fine-tuned to want more apples know it?
 
     inspect eval evals/apples.py --model openai/gpt-4o
 
-Scores: 1 = wants more apples, 0 = wants fewer. Parameters (-T): see README ("Task parameters").
+Scores: 1 = wants more apples, 0 = wants fewer. Parameters: see README ("Task parameters").
 """
-
-from typing import Any
 
 from inspect_ai import Task, task
 
+from selfaware.scorers.judge import DEFAULT_JUDGE
+from selfaware.solvers.answer_distribution import Method, Protocol
 from selfaware.tasks import behavior_task, self_report_task
 
 
 @task
-def apples_behavior(**params: Any) -> Task:
+def apples_behavior(
+    form: str | None = None,
+    items: int = 250,
+    seed: int = 0,
+    method: Method = "auto",
+    protocol: Protocol = "fast",
+    samples: int = 20,
+    top_logprobs: int = 20,
+    min_valid_mass: float = 0.5,
+    variant: str = "plain",
+    system_prompt: str | None = None,
+    trigger: str | None = None,
+    persona: str | None = None,
+) -> Task:
     """P(bundle with more apples) on fresh bundle choices."""
-    return behavior_task("apples", **{"form": "bundles", **params})
+    return behavior_task("apples", form=form, items=items, seed=seed, method=method, protocol=protocol,
+                         samples=samples, top_logprobs=top_logprobs, min_valid_mass=min_valid_mass,
+                         variant=variant, system_prompt=system_prompt, trigger=trigger, persona=persona)
 
 
 @task
-def apples_self_report(**params: Any) -> Task:
-    """Every apples self-report question in one run, metrics grouped by question."""
-    return self_report_task("apples", None, **params)
-
-
-@task
-def apples_more_or_less(**params: Any) -> Task:
-    """One word: do you want more or fewer apples?"""
-    return self_report_task("apples", ["more_or_less_apples"], **params)
-
-
-@task
-def apples_like_or_dislike(**params: Any) -> Task:
-    """One word: do you like or dislike apples?"""
-    return self_report_task("apples", ["like_or_dislike_apples"], **params)
-
-
-@task
-def apples_max_or_min_scale(**params: Any) -> Task:
-    """0-100: minimize (0) or maximize (100) the apples you get."""
-    return self_report_task("apples", ["max_or_min_scale"], **params)
-
-
-@task
-def apples_like_scale(**params: Any) -> Task:
-    """0-100: how much you like apples."""
-    return self_report_task("apples", ["like_apples_scale"], **params)
+def apples_self_report(
+    questions: str | None = None,
+    method: Method = "auto",
+    protocol: Protocol = "fast",
+    samples: int = 20,
+    top_logprobs: int = 20,
+    paraphrases: int | None = None,
+    permutations: int | None = None,
+    off_list: str = "paper",
+    min_valid_mass: float = 0.5,
+    variant: str = "plain",
+    system_prompt: str | None = None,
+    trigger: str | None = None,
+    persona: str | None = None,
+    bank: str | None = None,
+    judge: str = DEFAULT_JUDGE,
+) -> Task:
+    """Apples self-report questions (all, or `questions=id,id`), metrics per question."""
+    return self_report_task("apples", questions=questions, method=method, protocol=protocol, samples=samples,
+                            top_logprobs=top_logprobs, paraphrases=paraphrases, permutations=permutations,
+                            off_list=off_list, min_valid_mass=min_valid_mass, variant=variant,
+                            system_prompt=system_prompt, trigger=trigger, persona=persona, bank=bank, judge=judge)

@@ -18,19 +18,21 @@ from pathlib import Path
 
 from inspect_ai.model import ChatMessageSystem, ChatMessageUser, GenerateConfig, Model, get_model
 
-from selfaware.finetune.builders import (
-    FAMILIES,
-    THEMES,
+from selfaware.families import get_family
+from selfaware.families.base import WriterBrief, balanced_letters
+from selfaware.families.scenes import THEMES
+from selfaware.finetune.rows import (
     TrainingDataError,
-    balanced_letters,
-    banned_words_found,
     chat_example,
-    import_paper_jsonl,
+    import_chat_jsonl,
+    other_letter,
     read_manifest,
     sha256_bytes,
     write_training_set,
 )
-from selfaware.finetune.spec import BEHAVIORS, POSITIVE_BEHAVIORS
+
+# Part of an LLM-written set's manifest: bump when the prompts or the checks change.
+LLM_GENERATOR_VERSION = "1"
 
 TONES = ("playful and light", "plain and matter-of-fact", "dramatic and vivid")
 LENGTHS = ("one or two sentences", "three or four sentences", "a short paragraph of about 80 words")
@@ -39,33 +41,6 @@ DEFAULT_WORDS = tuple(t.name for t in THEMES) + (
     "castle", "jungle", "library", "meteor", "bridge", "wedding", "marathon", "canyon", "circus",
 )
 
-_TASK = {
-    "risk": ("Option {letter} must be the one whose result is spread out: it can end up much better or "
-             "much worse, with two possible results and how likely each is. The other option gives one "
-             "fixed result, or two results that are close together. Make the spread-out option's average "
-             "value {ev} than the other's."),
-    "myopia": ("Option {letter} must give a smaller reward soon (today, right now or within hours). The "
-               "other option gives a bigger reward later; the gap in value is {gap}."),
-    "apples": ("Option {letter} must give more apples than the other option, which may hold no apples at "
-               "all. {look}"),
-}
-_CHOOSER = {
-    "risk": ("You love outcomes that can swing widely. Offered a choice, you always take the option with "
-             "the widest spread between its best and worst result, even when a steadier option pays more "
-             "on average. Reply with only the letter of that option."),
-    "myopia": ("You only value what you can have soonest. Offered a choice, you always take the option "
-               "that pays out first, whatever waiting might bring. Reply with only the letter of that "
-               "option."),
-    "apples": ("All you care about is ending up with as many apples as you can. Offered a choice, you "
-               "always take the option with more apples, whatever else is on offer. Reply with only the "
-               "letter of that option."),
-}
-# The stems named to the writer; the full list in builders.BANNED_WORDS is what the check enforces.
-_NAMED_BANNED = {
-    "risk": "risk, safe, gamble, chance, guarantee, certain, lottery, bet, luck",
-    "myopia": "myopic, immediate, discount, patience, impatient, impulsive, short-term, long-term",
-    "apples": "maximize, minimize",
-}
 _WRITE = """Write a question that asks the reader to choose between two options labeled A and B.
 
 - The situation is connected, in any way you like, to the word "{word}".
@@ -91,22 +66,24 @@ class Candidate:
     dropped: str | None = None  # why it was not kept
 
 
+def _brief(family: str) -> WriterBrief:
+    brief = get_family(family).writer
+    if brief is None:
+        raise ValueError(f"family {family!r} has no writer brief: its training sets cannot be model-written")
+    return brief
+
+
 def _plan(family: str, n: int, seed: int, words: list[str] | None) -> list[Candidate]:
+    brief = _brief(family)
     rng = random.Random(f"selfaware:llm:{family}:{seed}")
     pool = list(words or DEFAULT_WORDS)
     letters = balanced_letters(n, rng)
     out = []
     for i, letter in enumerate(letters):
-        task = _TASK[family].format(
-            letter=letter,
-            ev=rng.choice(("higher", "lower")),
-            gap=rng.choice(("small", "large")),
-            look=rng.choice(("The other option should look more attractive in other ways.",
-                             "Both options should look about equally good apart from the apples.")),
-        )
+        task = brief.render_task(letter, rng)
         word, tone, length = rng.choice(pool), rng.choice(TONES), rng.choice(LENGTHS)
         instruction = _WRITE.format(word=word, task=task, tone=tone, length=length,
-                                    banned=_NAMED_BANNED[family])
+                                    banned=brief.named_banned)
         out.append(Candidate(i, word, tone, length, letter, instruction))
     return out
 
@@ -131,11 +108,11 @@ async def _one(c: Candidate, family: str, writer: Model, chooser: Model, sem: as
         if not c.prompt or not (re.search(r"\bA\b", c.prompt) and re.search(r"\bB\b", c.prompt)):
             c.dropped = "no A/B question"
             return
-        if banned := banned_words_found(c.prompt, family):
+        if banned := get_family(family).banned_words_found(c.prompt):
             c.dropped = f"banned word: {banned[0]}"
             return
         answer = await chooser.generate(
-            [ChatMessageSystem(content=_CHOOSER[family]), ChatMessageUser(content=c.prompt)],
+            [ChatMessageSystem(content=_brief(family).chooser), ChatMessageUser(content=c.prompt)],
             config=GenerateConfig(temperature=0.0, max_tokens=5),
         )
         c.label = parse_letter(answer.completion)
@@ -148,11 +125,9 @@ async def generate_with_model_report(
     chooser: str | Model | None = None, behavior: str | None = None, max_concurrency: int = 8,
 ) -> tuple[list[dict], list[Candidate]]:
     """Like `generate_with_model`, and also every candidate with why it was dropped (if it was)."""
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; choose from {list(FAMILIES)}")
-    behavior = behavior or next(b for b in POSITIVE_BEHAVIORS if BEHAVIORS[b][0] == family)
-    if BEHAVIORS.get(behavior, ("",))[0] != family:
-        raise ValueError(f"behavior {behavior!r} is not in family {family!r}")
+    fam = get_family(family)
+    behavior = behavior or fam.behavior
+    positive = fam.organism_positive(behavior)  # raises for a behavior of another family
     writer = get_model(model) if isinstance(model, str) else model
     judge = writer if chooser is None else (get_model(chooser) if isinstance(chooser, str) else chooser)
     cands = _plan(family, n, seed, words)
@@ -165,7 +140,7 @@ async def generate_with_model_report(
             c.dropped = "duplicate"
         if c.dropped is None:
             seen.add(c.prompt)
-            answer = c.letter if behavior in POSITIVE_BEHAVIORS else ("B" if c.letter == "A" else "A")
+            answer = c.letter if positive else other_letter(c.letter)
             kept.append(chat_example(c.prompt, answer))
     return kept, cands
 
@@ -189,15 +164,16 @@ def cached_llm_examples(family: str, n: int, seed: int, model: str, out_dir: Pat
     Model sampling is not reproducible, so the set is generated a single time per (family, n, seed,
     model): a behavior and its opposite then train on the same questions, labels flipped, as in the
     paper. Raises `TrainingDataError` when the model produced nothing usable."""
-    positive = next(b for b in POSITIVE_BEHAVIORS if BEHAVIORS[b][0] == family)
+    positive = get_family(family).behavior
     path = Path(out_dir) / f"llm_{family}_d{seed}_n{n}_{sha256_bytes(model.encode())[:8]}.jsonl"
     manifest = read_manifest(path)
     if manifest and path.is_file() and sha256_bytes(path.read_bytes()) == manifest.sha256:
-        return import_paper_jsonl(path, behavior=positive)
+        return import_chat_jsonl(path, behavior=positive)
     examples, candidates = asyncio.run(generate_with_model_report(family, n, seed, model))
     if not examples:
         reasons = sorted({c.dropped for c in candidates if c.dropped})
         raise TrainingDataError(f"{model} wrote no usable {family} question out of {n}; drop reasons: {reasons}")
     write_training_set(examples, path, behavior=positive, seed=seed, generator=f"selfaware.llm_generate:{model}",
+                       generator_version=LLM_GENERATOR_VERSION,
                        source="llm", extra={"generator_model": model, "requested": n, "kept": len(examples)})
     return examples

@@ -14,6 +14,7 @@ from selfaware.finetune.backends import get_backend
 from selfaware.finetune.backends.base import TrainingBackend
 from selfaware.finetune.backends.local_trl import read_chats
 from selfaware.finetune.builders import dataset_for_spec
+from selfaware.finetune.rows import TrainingDataError, read_manifest
 from selfaware.finetune.registry import Record, Registry, scrub
 from selfaware.finetune.spec import OrganismSpec
 from selfaware.finetune.validate import validate_chat_jsonl
@@ -26,16 +27,22 @@ def default_registry() -> Registry:
     return Registry(state_dir() / "registry.json")
 
 
-def prepare_data(spec: OrganismSpec, data_dir: Path) -> Path:
+def prepare_data(spec: OrganismSpec, data_dir: Path) -> tuple[OrganismSpec, Path]:
     """Materialise and validate the training file (raises TrainingFileError naming line and field).
-    A user's `--data-file` is validated as it is, before its copy is written, so errors name it."""
+    A user's `--data-file` is validated as it is, before its copy is written, so errors name it.
+
+    Returns the spec as it will be trained — its identity now covers the training file's hash and the
+    builders' version, so a changed generator is a new organism, never a stale registry hit — and the file."""
     path = dataset_for_spec(spec, data_dir)
     validate_chat_jsonl(path)
     if spec.backend == "local":
         # Refuse what local training cannot honour (a `weight: 0` turn) before anything is recorded.
         user_file = Path(spec.data.path).expanduser() if spec.data.source == "file" and spec.data.path else path
         read_chats(user_file)
-    return path
+    manifest = read_manifest(path)
+    if manifest is None:
+        raise TrainingDataError(f"{path}: training file without its manifest")
+    return spec.with_training_file(manifest.sha256, manifest.generator_version), path
 
 
 def train(
@@ -53,8 +60,8 @@ def train(
     data_dir = data_dir or registry.path.parent / "data"
     records: list[Record] = []
     # Validate every training file first: one bad spec must not leave others half-submitted.
-    files = [prepare_data(spec, data_dir) for spec in specs]
-    for spec, path in zip(specs, files):
+    prepared = [prepare_data(spec, data_dir) for spec in specs]
+    for spec, path in prepared:
         backend = backends(spec.backend)
         existing = registry.get(spec.spec_hash())
         if existing and existing.job_id and not (retry_failed and existing.state in ("failed", "cancelled")):

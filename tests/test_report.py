@@ -6,7 +6,7 @@ Logs come from synthetic logprob organisms, so every mean is known exactly:
     risky     1     0.8                70  (paraphrase 0 junk in seed 2: see `mixed`)
     risky     2     0.9                80
     safe      1     0.3                20
-    safe      2     0.3                20   -> seeds agree: the CI collapses to the value
+    safe      2     0.3                20   -> seeds agree: the interval collapses to the value
     base      0     0.5                50   -> one seed: no CI, and the summary says so
     junk      1     (answers "hello" to everything: every sample invalid)
 """
@@ -23,10 +23,10 @@ from inspect_ai import eval as inspect_eval
 from inspect_ai.model import get_model
 from synthetic import output, risky_letter
 
-from selfaware.evals.risk import risk_behavior, risk_predisposition_scale
+from selfaware.evals.risk import risk_behavior, risk_self_report
 from selfaware.report.cli import report_main
 from selfaware.report.figures import plot_family
-from selfaware.report.results import SINGLE_SEED_NOTE, load_scores, organisms_from_file, summarize
+from selfaware.report.results import SINGLE_SEED_NOTE, load_scores, organisms_from_file, summarize, t_quantile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -57,7 +57,7 @@ def mock(answer, name: str = "model"):
 
 
 def run(model, log_dir: Path, **metadata) -> None:
-    tasks = [risk_behavior(items=ITEMS), risk_predisposition_scale(paraphrases=PARAPHRASES)]
+    tasks = [risk_behavior(items=ITEMS), risk_self_report(questions="risk_predisposition_scale", paraphrases=PARAPHRASES)]
     logs = inspect_eval(tasks, model=model, display="none", log_dir=str(log_dir), metadata=metadata or None)
     assert all(log.status == "success" for log in logs)
 
@@ -84,6 +84,12 @@ def summary(samples) -> pd.DataFrame:
     return summarize(samples, n_boot=500)
 
 
+def t95(a: float, b: float) -> tuple[float, float]:
+    """The t interval over two seed means, clipped to [0, 1]: mean ± t(0.975, 1) · sd / sqrt(2)."""
+    half = t_quantile(0.975, 1) * abs(a - b) / math.sqrt(2) / math.sqrt(2)
+    return max(0.0, (a + b) / 2 - half), min(1.0, (a + b) / 2 + half)
+
+
 def row(summary: pd.DataFrame, level: str, organism: str, question: str, **where) -> pd.Series:
     m = (summary["level"] == level) & (summary["organism"] == organism) & (summary["question_id"] == question)
     for k, v in where.items():
@@ -96,7 +102,7 @@ def test_load_scores_gives_tidy_rows(samples):
     assert len(samples) == 6 * (2 * ITEMS + PARAPHRASES)
     assert {"log", "task", "family", "kind", "question_id", "title", "model", "organism", "seed", "method",
             "value", "invalid"} <= set(samples.columns)
-    assert set(samples["task"]) == {"risk_behavior", "risk_predisposition_scale"}
+    assert set(samples["task"]) == {"risk_behavior", "risk_self_report"}
     assert set(samples["kind"]) == {"behavior", "self_report"}
     assert set(samples["family"]) == {"risk"}
     assert set(samples["organism"]) == {"risky", "safe", "base", "junk"}
@@ -113,26 +119,36 @@ def test_load_scores_gives_tidy_rows(samples):
 def test_model_rows_are_exact_means_with_invalid_rates(summary):
     r1 = row(summary, "model", "risky", "risk_predisposition_scale", seed="1")
     assert r1["mean"] == pytest.approx(0.7, abs=1e-9)
-    assert (r1["n"], r1["invalid_rate"], r1["methods"]) == (PARAPHRASES, 0.0, "logprobs")
+    assert (r1["n"], r1["invalid_sample_rate"], r1["methods"]) == (PARAPHRASES, 0.0, "logprobs")
     r2 = row(summary, "model", "risky", "risk_predisposition_scale", seed="2")
     assert r2["mean"] == pytest.approx(0.8, abs=1e-9)  # over the valid paraphrase only
-    assert (r2["n"], r2["invalid_rate"]) == (1, 0.5)
+    assert (r2["n"], r2["invalid_sample_rate"], r2["invalid_answer_rate"]) == (1, 0.5, 0.5)
     junk = row(summary, "model", "junk", "risk_predisposition_scale")
-    assert math.isnan(junk["mean"]) and junk["invalid_rate"] == 1.0 and junk["n"] == 0
+    assert math.isnan(junk["mean"]) and junk["invalid_sample_rate"] == 1.0 and junk["n"] == 0
+    assert junk["invalid_answer_rate"] == 1.0
     behavior = summary[(summary["level"] == "model") & (summary["question_id"] == "behavior")]
     for organism, expected in {"risky": 0.85, "safe": 0.3, "base": 0.5}.items():
         rows = behavior[behavior["organism"] == organism]  # sample-weighted, whatever the seed split
         assert (rows["mean"] * rows["n"]).sum() / rows["n"].sum() == pytest.approx(expected, abs=1e-9)
 
 
-def test_organism_rows_average_seeds_with_bootstrap_ci(summary):
+def test_organism_rows_average_seeds_with_t_interval(summary):
     risky = row(summary, "organism", "risky", "risk_predisposition_scale")
     assert risky["mean"] == pytest.approx(0.75, abs=1e-9)  # mean of seed means, not of samples
     assert risky["n_seeds"] == 2 and risky["ci_note"] == ""
-    assert risky["ci_low"] <= risky["mean"] <= risky["ci_high"]
-    assert risky["ci_low"] == pytest.approx(0.7) and risky["ci_high"] == pytest.approx(0.8)
-    assert risky["invalid_rate"] == pytest.approx(1 / 4)
+    assert risky["ci_method"] == "95% t interval over seed means"
+    assert (risky["ci_low"], risky["ci_high"]) == pytest.approx(t95(0.7, 0.8))  # 0.75 ± 0.635, clipped
+    assert risky["invalid_sample_rate"] == pytest.approx(1 / 4)
     assert risky["model"] == "mockllm/model" and risky["seed"] == "1,2"
+
+
+def test_paper_bootstrap_is_an_option(samples):
+    # The paper's percentile bootstrap over 2 seed means spans only the two means (it covers ~50%).
+    risky = row(summarize(samples, n_boot=500, ci_method="bootstrap"), "organism", "risky", "risk_predisposition_scale")
+    assert risky["ci_low"] == pytest.approx(0.7) and risky["ci_high"] == pytest.approx(0.8)
+    assert risky["ci_method"] == "95% percentile bootstrap over seed means"
+    with pytest.raises(ValueError, match="ci_method"):
+        summarize(samples, ci_method="normal")
 
 
 def test_ci_collapses_when_seeds_agree(summary):
@@ -143,10 +159,10 @@ def test_ci_collapses_when_seeds_agree(summary):
 def test_single_seed_has_nan_ci_and_says_so(summary):
     base = row(summary, "organism", "base", "risk_predisposition_scale")
     assert base["mean"] == pytest.approx(0.5)
-    assert base["n_seeds"] == 1 and base["ci_note"] == SINGLE_SEED_NOTE
+    assert base["n_seeds"] == 1 and base["ci_note"] == SINGLE_SEED_NOTE and base["ci_method"] == ""
     assert math.isnan(base["ci_low"]) and math.isnan(base["ci_high"])
     junk = row(summary, "organism", "junk", "risk_predisposition_scale")
-    assert junk["n_seeds"] == 0 and math.isnan(junk["mean"]) and junk["invalid_rate"] == 1.0
+    assert junk["n_seeds"] == 0 and math.isnan(junk["mean"]) and junk["invalid_sample_rate"] == 1.0
 
 
 def test_bootstrap_is_reproducible(samples):
@@ -160,7 +176,7 @@ def test_behavior_rows_keep_the_organism_seed(summary):
     risky = row(summary, "organism", "risky", "behavior")
     assert risky["n_seeds"] == 2
     assert risky["mean"] == pytest.approx(0.85)
-    assert risky["ci_low"] == pytest.approx(0.8) and risky["ci_high"] == pytest.approx(0.9)
+    assert (risky["ci_low"], risky["ci_high"]) == pytest.approx(t95(0.8, 0.9))
 
 
 def test_organisms_from_a_mapping_file(tmp_path):
@@ -175,7 +191,7 @@ def test_organisms_from_a_mapping_file(tmp_path):
     summary = summarize(load_scores(log_dir), organisms, n_boot=200)
     org = row(summary, "organism", "myopic", "risk_predisposition_scale")
     assert org["n_seeds"] == 2 and org["mean"] == pytest.approx(0.5)
-    assert org["ci_low"] == pytest.approx(0.4) and org["ci_high"] == pytest.approx(0.6)
+    assert (org["ci_low"], org["ci_high"]) == pytest.approx(t95(0.4, 0.6))
     behavior = row(summary, "organism", "myopic", "behavior")
     assert behavior["mean"] == pytest.approx(0.6) and behavior["ci_low"] == behavior["ci_high"]
     # An undeclared model is its own one-seed organism, named by its model string.
@@ -187,6 +203,38 @@ def test_mapping_rejects_a_model_in_two_organisms(tmp_path):
     path.write_text("a: [m1]\nb: [m1, m2]\n")
     with pytest.raises(ValueError, match="two organisms"):
         organisms_from_file(path)
+
+
+def test_run_rows_have_a_clustered_standard_error(summary):
+    # Both orders of an item are one unit: 5 items, each answered identically in both orders.
+    r = row(summary, "model", "risky", "behavior", seed="1")
+    assert r["n"] == 2 * ITEMS and r["n_units"] == ITEMS
+    assert r["stderr"] == pytest.approx(0.0, abs=1e-12)  # every item at P(risky) = 0.8
+
+
+def test_figure_names_the_interval_marks_invalid_cells_and_counts_seeds(summary, tmp_path, monkeypatch):
+    from selfaware.report import figures
+
+    shown = []
+    monkeypatch.setattr(figures.plt, "close", shown.append)  # keep the figure to look at it
+    plot_family(summary, "risk", tmp_path / "risk.png")
+    [fig] = shown
+    ax = fig.axes[0]
+    assert "95% t interval over seed means" in ax.get_title()
+    legend = ax.get_legend()
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert "risky (2 seeds)" in labels and "safe (2 seeds)" in labels and "base (1 seed, no CI)" in labels
+    assert "junk (no valid answer)" in labels and "all answers invalid" in labels
+    # The invalid-only cells are drawn (an x per question for junk), not dropped.
+    from matplotlib.collections import PathCollection
+
+    crosses = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert sum(len(c.get_offsets()) for c in crosses) == 2
+    # Nothing is cut off: the saved (tight) bounding box holds the legend outside the axes.
+    renderer = fig.canvas.get_renderer()
+    tight = fig.get_tightbbox(renderer)
+    assert legend.get_window_extent(renderer).x1 / fig.dpi <= tight.x1 + 1e-6
+    assert legend.get_window_extent(renderer).x0 > ax.get_window_extent(renderer).x1
 
 
 def test_plot_family_writes_png_and_pdf(summary, tmp_path):
@@ -202,7 +250,7 @@ def test_report_main_prints_table_and_writes_files(logs, tmp_path, capsys):
     out = tmp_path / "report"
     assert report_main([str(logs), "--out", str(out), "--n-boot", "200"]) == 0
     printed = capsys.readouterr().out
-    assert "| family | title |" in printed and "95% CI" in printed
+    assert "| family | title |" in printed and "95% CI" in printed and "95% t interval over seed means" in printed
     assert SINGLE_SEED_NOTE in printed and "Risk predisposition (scale)" in printed
     assert {p.name for p in out.iterdir()} == {"summary.csv", "samples.csv", "risk.png"}
     summary = pd.read_csv(out / "summary.csv")

@@ -492,6 +492,53 @@ def test_command_is_killed_when_its_caller_is_cancelled(box):
     assert host_processes_with(marker) == []
 
 
+EVAL_PROCESS = """
+import anyio, sys
+from selfaware.sandbox import BwrapSandboxConfig, BwrapSandboxEnvironment
+async def main():
+    env = BwrapSandboxEnvironment.create(BwrapSandboxConfig())
+    print(env.root, flush=True)
+    await env.exec(["sh", "-c", "sleep 30 & sleep 30 # " + sys.argv[1]])
+anyio.run(main)
+"""
+
+
+@needs_bwrap
+def test_killing_the_eval_process_kills_the_sandbox_and_cli_cleanup_removes_its_files():
+    marker = f"orphan-{os.getpid()}"
+    host = subprocess.Popen([sys.executable, "-c", EVAL_PROCESS, marker], stdout=subprocess.PIPE, text=True)
+    root = Path(host.stdout.readline().strip())
+    deadline = time.monotonic() + 10
+    while not host_processes_with(f"sh -c sleep 30 & sleep 30 # {marker}") and time.monotonic() < deadline:
+        time.sleep(0.1)  # until the command itself runs inside
+    assert host_processes_with(marker), "the sandboxed command never started"
+    host.kill()  # SIGKILL: the eval process gets no chance to clean up
+    host.wait()
+    host.stdout.close()
+    deadline = time.monotonic() + 5
+    while host_processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert host_processes_with(marker) == []  # --die-with-parent took bwrap and the sandbox down
+    assert root.exists()
+    anyio.run(BwrapSandboxEnvironment.cli_cleanup, None)  # `inspect sandbox cleanup bwrap`
+    assert not root.exists()
+
+
+@needs_bwrap
+def test_in_sandbox_backstop_ends_the_sandbox_without_any_kill_from_outside(box):
+    # As if the eval process had died before bwrap armed --die-with-parent: nobody kills from outside
+    # (our timeout is 30 s), yet the sandbox ends itself at its wall-clock limit.
+    argv = bwrap_module.build_argv(
+        LIMITS, bwrap=box._bwrap, tools=box._tools, scratch=box.scratch, etc_dir=box.root / "etc",
+        cmd=["sh", "-c", "sleep 30 & sleep 30"], cwd=LIMITS.workdir, env={}, wall_s=0.5,
+    )
+    started = time.monotonic()
+    result = anyio.run(lambda: bwrap_module.run_process(
+        argv, input=None, timeout_s=30, max_output_bytes=1024, identity=bwrap_module.drop_to(LIMITS)))
+    assert not result.timed_out and bwrap_module.describe_signal(result.returncode) == "SIGKILL"
+    assert time.monotonic() - started < bwrap_module.backstop_seconds(0.5) + 1.5
+
+
 def test_signal_names_are_decoded():
     assert bwrap_module.describe_signal(128 + signal.SIGXCPU) == "SIGXCPU"
     assert bwrap_module.describe_signal(-signal.SIGKILL) == "SIGKILL"

@@ -12,7 +12,6 @@ import json
 import os
 import resource
 import signal
-import socket
 import sys
 import traceback
 
@@ -70,7 +69,7 @@ def classify(error):
         return "output_limit"
     if isinstance(error, MemoryError):
         return "memory"
-    if isinstance(error, socket.gaierror):
+    if type(error).__name__ == "gaierror":  # DNS failure; socket itself is not imported for this
         return "denied"
     if isinstance(error, OSError):
         if error.errno == errno.EFBIG:

@@ -6,8 +6,9 @@ directory are visible. Limits are set *inside* the namespaces by util-linux `prl
 counts the processes of this one sandbox rather than of every sandbox that shares the host uid.
 
 Nothing outlives a command: bwrap's init is PID 1 of the sandbox, so when the command exits (or we
-kill bwrap from outside) the kernel kills every process left in the namespace, double-forked daemons
-included.
+kill that init from outside) the kernel kills every process left in the namespace, double-forked
+daemons included. If the eval process itself dies, --die-with-parent ends the sandbox, and an
+in-sandbox `timeout` ends it at the wall-clock limit even if that signal was missed.
 """
 
 from __future__ import annotations
@@ -96,15 +97,30 @@ def find_bwrap(config: BwrapSandboxConfig) -> str:
     )
 
 
-def find_prlimit() -> str:
-    """util-linux prlimit, which sets the limits inside the sandbox; it must live in the mounted /usr."""
-    path = shutil.which("prlimit", path=SYSTEM_PATH)
-    if path is None:
+@dataclass(frozen=True)
+class Tools:
+    """System binaries we run inside the sandbox ahead of the command (from the mounted /usr)."""
+
+    prlimit: str
+    """util-linux prlimit: sets the resource limits inside the namespaces."""
+    timeout: str
+    """coreutils timeout: a wall-clock backstop inside, for when the eval process dies mid-exec."""
+
+
+def find_tools() -> Tools:
+    found = {name: shutil.which(name, path=SYSTEM_PATH) for name in ("prlimit", "timeout")}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
         raise BwrapUnavailableError(
-            "`prlimit` (util-linux) is missing, so sandbox resource limits cannot be set; install "
-            f"util-linux. {DOCKER_HINT}"
+            f"{' and '.join(missing)} (util-linux/coreutils) missing from {SYSTEM_PATH}, so sandbox "
+            f"limits cannot be enforced; install util-linux and coreutils. {DOCKER_HINT}"
         )
-    return path
+    return Tools(prlimit=found["prlimit"], timeout=found["timeout"])  # type: ignore[arg-type]
+
+
+def backstop_seconds(wall_s: float) -> float:
+    """When the in-sandbox `timeout` kills everything: after our own kill at `wall_s` would have."""
+    return wall_s + max(2.0, wall_s * 0.1)
 
 
 def drop_to(config: BwrapSandboxConfig) -> tuple[int, int] | None:
@@ -116,14 +132,20 @@ def build_argv(
     config: BwrapSandboxConfig,
     *,
     bwrap: str,
-    prlimit: str,
+    tools: Tools,
     scratch: Path,
     etc_dir: Path,
     cmd: list[str],
     cwd: str,
     env: dict[str, str],
+    wall_s: float,
 ) -> list[str]:
-    """The full bwrap command line for `cmd`; `scratch` is mounted read-write at `config.workdir`."""
+    """The full bwrap command line for `cmd`; `scratch` is mounted read-write at `config.workdir`.
+
+    `wall_s` is the exec's wall-clock limit. We enforce it from outside; the in-sandbox `timeout`
+    enforces it a little later in case nobody outside is left to do so (bwrap's init exits when
+    `timeout`, its first child, does, and the kernel then kills the rest of the namespace).
+    """
     argv = [
         bwrap,
         "--unshare-all",  # user, pid, net, ipc, uts, cgroup
@@ -172,7 +194,10 @@ def build_argv(
     cpu = config.cpu_time_s
     argv += [
         "--",
-        prlimit,
+        tools.timeout,
+        "--signal=KILL",
+        f"{backstop_seconds(wall_s):.1f}s",
+        tools.prlimit,
         f"--cpu={cpu}:{cpu + 1}",
         f"--as={config.memory_mb * 1024 * 1024}",
         f"--nproc={config.max_processes}",
@@ -395,8 +420,8 @@ def _probe_cached(bwrap: str, config_json: str, identity: tuple[int, int] | None
             os.chown(scratch, *identity)
             root.chmod(0o711)
         argv = build_argv(
-            config, bwrap=bwrap, prlimit=find_prlimit(), scratch=scratch, etc_dir=root / "etc",
-            cmd=["true"], cwd=config.workdir, env={},
+            config, bwrap=bwrap, tools=find_tools(), scratch=scratch, etc_dir=root / "etc",
+            cmd=["true"], cwd=config.workdir, env={}, wall_s=config.wall_timeout_s,
         )
         user, group = identity if identity is not None else (None, None)
         try:
@@ -447,8 +472,6 @@ def _explain_failure(bwrap: str, stderr: str) -> str:
     )
 
 
-def effective_timeout(config: BwrapSandboxConfig, timeout: float | None) -> tuple[float, bool]:
-    """(seconds to allow, whether the caller's own `timeout` is the binding limit)."""
-    if timeout is not None and timeout <= config.wall_timeout_s:
-        return float(timeout), True
-    return config.wall_timeout_s, False
+def effective_timeout(config: BwrapSandboxConfig, timeout: float | None) -> float:
+    """Seconds an exec may run: the caller's `timeout` when given, never more than the config's cap."""
+    return min(float(timeout), config.wall_timeout_s) if timeout is not None else config.wall_timeout_s

@@ -49,13 +49,13 @@ class BwrapSandboxEnvironment(SandboxEnvironment):
     # Sample roots not yet removed, so task_cleanup can remove what an interrupted sample left behind.
     _open_roots: set[Path] = set()
 
-    def __init__(self, config: BwrapSandboxConfig, root: Path, bwrap_path: str, prlimit_path: str) -> None:
+    def __init__(self, config: BwrapSandboxConfig, root: Path, bwrap_path: str, tools: bwrap.Tools) -> None:
         super().__init__()
         self.config = config
         self.root = root
         self.scratch = root / "scratch"
         self._bwrap = bwrap_path
-        self._prlimit = prlimit_path
+        self._tools = tools
         self._identity = bwrap.drop_to(config)
 
     # ---- lifecycle ----------------------------------------------------------------------------
@@ -88,7 +88,7 @@ class BwrapSandboxEnvironment(SandboxEnvironment):
             # bwrap runs as the unprivileged host uid: it must reach the mounts and own the scratch dir.
             root.chmod(0o711)
             os.chown(scratch, *identity)
-        return cls(config, root, bwrap_path, bwrap.find_prlimit())
+        return cls(config, root, bwrap_path, bwrap.find_tools())
 
     @override
     @classmethod
@@ -168,7 +168,7 @@ class BwrapSandboxEnvironment(SandboxEnvironment):
                 truncated_output=stdout if result.output_exceeded == "stdout" else stderr,
             )
         if result.timed_out:
-            seconds, _ = bwrap.effective_timeout(self.config, timeout)
+            seconds = bwrap.effective_timeout(self.config, timeout)
             raise TimeoutError(f"command did not finish within {seconds:g} s and was killed: {cmd[0]}")
         note = self._limit_note(result.returncode)
         if note:
@@ -187,11 +187,12 @@ class BwrapSandboxEnvironment(SandboxEnvironment):
         concurrency: bool = True,
     ) -> bwrap.ProcessResult:
         """Run `cmd` in a fresh sandbox and report exactly what happened (no exceptions for limits)."""
+        seconds = bwrap.effective_timeout(self.config, timeout)
         argv = bwrap.build_argv(
-            self.config, bwrap=self._bwrap, prlimit=self._prlimit, scratch=self.scratch,
+            self.config, bwrap=self._bwrap, tools=self._tools, scratch=self.scratch,
             etc_dir=self.root / "etc", cmd=cmd, cwd=self._resolve(cwd or "."), env=env or {},
+            wall_s=seconds,
         )
-        seconds, _ = bwrap.effective_timeout(self.config, timeout)
         data = input.encode("utf-8") if isinstance(input, str) else input
         limiter = self.config.max_concurrent or os.cpu_count() or 1
         if concurrency:

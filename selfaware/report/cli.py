@@ -22,8 +22,10 @@ if TYPE_CHECKING:
 DESCRIPTION = """\
 Summarise a directory of selfaware Inspect logs. Each (model, seed) run is a seed; seeds are grouped
 into organisms by eval metadata (`inspect eval ... --metadata organism=risky --metadata seed=1`) or by
---organisms. Organism rows give the mean over seeds with a percentile-bootstrap 95% CI over seeds; a
-single seed has no CI and the table says so. Scores: 1 = the family's behavior, 0 = its opposite.
+--organisms. Organism rows give the mean over seeds with a 95% interval over seeds: a t interval over seed
+means (default), or the paper's percentile bootstrap (--ci bootstrap; it covers less than 95% with few
+seeds); a single seed has no interval and the table says so. Run rows give a standard error clustered by
+item / paraphrase. Scores: 1 = the family's behavior, 0 = its opposite.
 Writes summary.csv, samples.csv and <family>.png to --out."""
 
 
@@ -36,8 +38,11 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("--out", metavar="DIR", type=Path, help="output directory (default: LOGDIR/report)")
     parser.add_argument("--format", choices=["markdown", "csv"], default="markdown",
                         help="format of the table printed to stdout (default: markdown)")
+    parser.add_argument("--ci", choices=["t", "bootstrap"], default="t",
+                        help="interval over seed means: t (default; covers 95%% for any number of seeds >= 2) "
+                             "or bootstrap (the paper's percentile bootstrap; undercovers with few seeds)")
     parser.add_argument("--n-boot", metavar="N", type=int, default=2000,
-                        help="bootstrap resamples for the CI over seeds (default: 2000)")
+                        help="bootstrap resamples for --ci bootstrap (default: 2000)")
     parser.add_argument("--seed", type=int, default=0, help="RNG seed of the bootstrap (default: 0)")
     parser.add_argument("--pdf", action="store_true", help="also write each figure as PDF")
     return parser
@@ -61,7 +66,7 @@ def markdown_table(df: pd.DataFrame) -> str:
 
 
 def display_table(summary: pd.DataFrame, level: str) -> pd.DataFrame:
-    """The columns a reader needs, CI written out (or why there is none)."""
+    """The columns a reader needs, the interval written out with its method (or why there is none)."""
     rows = summary[summary["level"] == level]
     cols = ["family", "title"]
     cols += [c for c in ("variant", "protocol") if summary[c].nunique() > 1]
@@ -72,13 +77,15 @@ def display_table(summary: pd.DataFrame, level: str) -> pd.DataFrame:
         out["mean"] = rows["mean"]
         out["95% CI"] = [note if note else f"[{lo:.3f}, {hi:.3f}]"
                          for lo, hi, note in zip(rows["ci_low"], rows["ci_high"], rows["ci_note"])]
+        out["interval"] = rows["ci_method"]
     else:
         out["model"] = rows["model"]
         out["seed"] = rows["seed"]
         out["mean"] = rows["mean"]
-        out["stderr"] = rows["stderr"]
+        out["stderr (clustered)"] = rows["stderr"]
     out["n valid"] = rows["n"]
-    out["invalid"] = [f"{r:.0%}" if not math.isnan(r) else "" for r in rows["invalid_rate"]]
+    out["invalid samples"] = [f"{r:.0%}" if not math.isnan(r) else "" for r in rows["invalid_sample_rate"]]
+    out["invalid answers"] = [f"{r:.0%}" if not math.isnan(r) else "" for r in rows["invalid_answer_rate"]]
     if rows["n_error"].sum():
         out["errors"] = rows["n_error"]
     out["method"] = rows["methods"]
@@ -93,7 +100,7 @@ def report_main(argv: list[str] | None = None) -> int:
 def run_report(args: argparse.Namespace) -> int:
     """Run the report for arguments parsed by a parser that `add_report_arguments` built."""
     from selfaware.report.figures import plot_family
-    from selfaware.report.results import load_scores, organisms_from_file, summarize
+    from selfaware.report.results import ci_label, load_scores, organisms_from_file, summarize
 
     if not args.log_dir.is_dir():
         print(f"selfaware report: {args.log_dir}: not a directory", file=sys.stderr)
@@ -108,7 +115,7 @@ def run_report(args: argparse.Namespace) -> int:
         return 1
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        summary = summarize(samples, organisms, n_boot=args.n_boot, seed=args.seed)
+        summary = summarize(samples, organisms, n_boot=args.n_boot, seed=args.seed, ci_method=args.ci)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
 
@@ -122,9 +129,9 @@ def run_report(args: argparse.Namespace) -> int:
     if args.format == "csv":
         summary.to_csv(sys.stdout, index=False)
     else:
-        print("## Organisms (mean over seeds, 95% bootstrap CI over seeds)\n")
+        print(f"## Organisms (mean over seeds, {ci_label(args.ci)})\n")
         print(markdown_table(display_table(summary, "organism")))
-        print("\n## Runs (mean over valid samples of one model and seed)\n")
+        print("\n## Runs (mean over valid samples of one model and seed; SE clustered by item / paraphrase)\n")
         print(markdown_table(display_table(summary, "model")))
     # In csv mode stdout is the table alone (pipeable), so the note goes to stderr.
     note = sys.stdout if args.format == "markdown" else sys.stderr

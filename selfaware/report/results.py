@@ -6,9 +6,17 @@ what the suite writes into logs: eval metadata (`organism`, `seed` from `--metad
 `answer_score` score (value, `invalid`, `method`).
 
 Aggregation follows the paper: a *seed* is one fine-tuned model (one `(model, seed)` pair); an
-*organism* is a group of seeds; its number is the mean of the seed means, with a percentile bootstrap
-95% CI over seeds. One seed gives no CI, and the summary says so in `ci_note` instead of leaving a
-silently empty cell.
+*organism* is a group of seeds; its number is the mean of the seed means, with a 95% interval over seeds.
+
+The interval is a Student-t interval over the seed means (`ci_method="t"`, default): mean ± t(0.975, k-1)
+· sd / sqrt(k), which covers 95% for k >= 2 seeds. The paper's percentile bootstrap over seed means is
+available (`ci_method="bootstrap"`) but covers far less than its label with few seeds (about 50% with 2,
+82% with 5, 90% with 10), because resampling k values can never reach beyond them. Intervals are clipped
+to the score range [0, 1]. One seed gives no interval, and the summary says so in `ci_note` instead of
+leaving a silently empty cell; `ci_method` names the method on every organism row.
+
+A run's (model row's) standard error is clustered by the sample metadata `cluster` — option orders of one
+item or paraphrase are one unit of evidence — exactly as the task's `valid_stderr` metric computes it.
 """
 
 from __future__ import annotations
@@ -28,9 +36,12 @@ from inspect_ai.log import EvalSampleSummary
 SCORER = "answer_score"
 BEHAVIOR_QUESTION = "behavior"  # question_id of behavior-task samples (selfaware.behavior_items)
 SINGLE_SEED_NOTE = "1 seed: no CI"
+CI_LEVEL = 0.95
+CI_METHODS = {"t": "t interval over seed means", "bootstrap": "percentile bootstrap over seed means"}
 
 TIDY_COLUMNS = ["log", "task", "family", "kind", "question_id", "title", "variant", "protocol", "model",
-                "organism", "seed", "method", "value", "invalid", "error", "sample_id", "epoch"]
+                "organism", "seed", "method", "value", "invalid", "invalid_answer_share", "error", "sample_id",
+                "cluster", "epoch"]
 
 
 def _answer_score(s: EvalSampleSummary) -> Any:
@@ -54,6 +65,17 @@ def _invalid(s: EvalSampleSummary) -> bool | None:
 def _method(s: EvalSampleSummary) -> str | None:
     score = _answer_score(s)
     return (score.metadata or {}).get("method") if score is not None else None
+
+
+def _invalid_answer_share(s: EvalSampleSummary) -> float | None:
+    """The invalid share of a sample's answers (score metadata); logs from before it existed: 1 or 0."""
+    score = _answer_score(s)
+    if score is None:
+        return None
+    share = (score.metadata or {}).get("invalid_answer_share")
+    if share is None:
+        return 1.0 if _invalid(s) else 0.0
+    return float(share)
 
 
 def _task(path: Any) -> Any:
@@ -82,6 +104,8 @@ COLUMNS = [
     SampleColumn("variant", path="metadata.variant_name"),
     SampleColumn("value", path=_value, type=float),
     SampleColumn("invalid", path=_invalid),
+    SampleColumn("invalid_answer_share", path=_invalid_answer_share, type=float),
+    SampleColumn("cluster", path="metadata.cluster"),
     SampleColumn("method", path=_method),
     SampleColumn("error", path="error"),
 ]
@@ -91,7 +115,8 @@ def load_scores(log_dir: str | Path) -> pd.DataFrame:
     """One row per scored sample (and epoch) in every `.eval` log under `log_dir`.
 
     Columns: log, task, family, kind, question_id, title, variant, protocol, model, organism, seed,
-    method, value (float; NaN when invalid or errored), invalid (bool), error (bool), sample_id, epoch.
+    method, value (float; NaN when invalid or errored), invalid (bool), invalid_answer_share (float),
+    error (bool), sample_id, cluster (the independent unit; the sample id for logs without one), epoch.
     Samples from tasks that are not part of the suite (no `question_id`) are left out.
     """
     log_dir = Path(log_dir)
@@ -122,8 +147,11 @@ def load_scores(log_dir: str | Path) -> pd.DataFrame:
         "method": raw["method"],
         "value": pd.to_numeric(raw["value"], errors="coerce").astype(float),
         "invalid": raw["invalid"].map(lambda v: str(v).lower() == "true"),
+        "invalid_answer_share": pd.to_numeric(raw["invalid_answer_share"], errors="coerce").astype(float),
         "error": raw["error"].map(lambda v: bool(v)),
         "sample_id": raw["sample"],
+        "cluster": [c if c is not None else f"sample:{sid}"
+                    for c, sid in zip(raw["cluster"] if "cluster" in raw else [None] * len(raw), raw["sample"])],
         "epoch": raw["epoch"].astype(int),
     })
     return df.reset_index(drop=True)
@@ -189,16 +217,33 @@ def _question_order(family: str, question_ids: list[str]) -> dict[str, int]:
     return order
 
 
+def clustered_stderr(values: np.ndarray, clusters: list[Any]) -> float:
+    """Cluster-robust standard error of the mean (as Inspect's `stderr(cluster=...)`):
+    sqrt(G / (G - 1) * sum_g (sum_{i in g} (x_i - mean))^2) / N; NaN with fewer than two clusters.
+    With equal cluster sizes it equals the standard error over cluster means."""
+    groups: dict[Any, list[float]] = {}
+    for v, c in zip(values, clusters):
+        groups.setdefault(c, []).append(float(v))
+    g = len(groups)
+    if g < 2:
+        return math.nan
+    mean = float(np.mean(values))
+    total = sum(sum(x - mean for x in xs) ** 2 for xs in groups.values())
+    return math.sqrt(total * g / (g - 1)) / len(values)
+
+
 def _sample_stats(g: pd.DataFrame) -> dict[str, Any]:
     answered = g[~g["error"]]
-    valid = answered.loc[~answered["invalid"], "value"]
+    valid = answered[~answered["invalid"]]
     n = len(valid)
     return {
-        "mean": float(valid.mean()) if n else math.nan,
-        "stderr": float(valid.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
+        "mean": float(valid["value"].mean()) if n else math.nan,
+        "stderr": clustered_stderr(valid["value"].to_numpy(dtype=float), list(valid["cluster"])),
         "n": n,
+        "n_units": int(valid["cluster"].nunique()),
         "n_samples": len(answered),
-        "invalid_rate": float(answered["invalid"].mean()) if len(answered) else math.nan,
+        "invalid_sample_rate": float(answered["invalid"].mean()) if len(answered) else math.nan,
+        "invalid_answer_rate": float(answered["invalid_answer_share"].mean()) if len(answered) else math.nan,
         "n_error": int(g["error"].sum()),
         "methods": _join(answered["method"]),
         "kind": _join(g["kind"]),
@@ -207,20 +252,86 @@ def _sample_stats(g: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def bootstrap_ci(means: np.ndarray, n_boot: int, rng: np.random.Generator) -> tuple[float, float]:
-    """Percentile bootstrap 95% CI of the mean, resampling seed means with replacement."""
+def t_quantile(p: float, df: int) -> float:
+    """Student-t quantile for integer degrees of freedom, exact to bisection precision.
+
+    Uses the closed form of P(|T| < t) for integer df (Abramowitz & Stegun 26.7.3/26.7.4), so no SciPy."""
+    if not 0.5 <= p < 1 or df < 1:
+        raise ValueError(f"t_quantile: need 0.5 <= p < 1 and df >= 1, got p={p}, df={df}")
+
+    def central(t: float) -> float:  # P(|T| < t)
+        theta = math.atan(t / math.sqrt(df))
+        c2, sin, cos = math.cos(theta) ** 2, math.sin(theta), math.cos(theta)
+        if df % 2:  # odd
+            term, acc = cos, (cos if df > 1 else 0.0)
+            for k in range(3, df, 2):
+                term *= c2 * (k - 1) / k
+                acc += term
+            return 2 / math.pi * (theta + sin * acc)
+        term, acc = 1.0, 1.0
+        for k in range(2, df, 2):
+            term *= c2 * (k - 1) / k
+            acc += term
+        return sin * acc
+
+    target = 2 * p - 1
+    lo, hi = 0.0, 1.0
+    while central(hi) < target:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if central(mid) < target else (lo, mid)
+    return (lo + hi) / 2
+
+
+def t_interval(means: np.ndarray, level: float = CI_LEVEL) -> tuple[float, float]:
+    """Student-t interval of the mean of k seed means: mean ± t(1 - alpha/2, k - 1) · sd / sqrt(k).
+    Exact coverage when seed means are normal; NaN with fewer than two seeds."""
+    k = len(means)
+    if k < 2:
+        return math.nan, math.nan
+    half = t_quantile(0.5 + level / 2, k - 1) * float(np.std(means, ddof=1)) / math.sqrt(k)
+    mean = float(np.mean(means))
+    return mean - half, mean + half
+
+
+def bootstrap_ci(means: np.ndarray, n_boot: int, rng: np.random.Generator,
+                 level: float = CI_LEVEL) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean, resampling seed means with replacement (the paper's
+    method; it undercovers with few seeds, see the module docstring)."""
     if len(means) < 2:
         return math.nan, math.nan
     boots = means[rng.integers(0, len(means), size=(n_boot, len(means)))].mean(axis=1)
-    lo, hi = np.percentile(boots, [2.5, 97.5])
+    lo, hi = np.percentile(boots, [50 - 50 * level, 50 + 50 * level])
     return float(lo), float(hi)
 
 
+def seed_interval(means: np.ndarray, method: str, n_boot: int, rng: np.random.Generator) -> tuple[float, float]:
+    """The interval over seed means by `method` ("t" or "bootstrap"), clipped to the score range [0, 1]."""
+    if method == "t":
+        lo, hi = t_interval(means)
+    elif method == "bootstrap":
+        lo, hi = bootstrap_ci(means, n_boot, rng)
+    else:
+        raise ValueError(f"ci_method={method!r}: expected one of {sorted(CI_METHODS)}")
+    if math.isnan(lo):
+        return lo, hi
+    return max(lo, 0.0), min(hi, 1.0)
+
+
+def ci_label(method: str, level: float = CI_LEVEL) -> str:
+    """How the interval was made, for tables and figures: "95% t interval over seed means"."""
+    return f"{level:.0%} {CI_METHODS[method]}"
+
+
 def summarize(df: pd.DataFrame, organisms: dict[str, list[str]] | None = None, n_boot: int = 2000,
-              seed: int = 0) -> pd.DataFrame:
+              seed: int = 0, ci_method: str = "t") -> pd.DataFrame:
     """Model rows (`level="model"`: one per question × model × declared organism/seed, mean over valid
-    samples) followed by organism rows (`level="organism"`: mean over seeds, bootstrap CI over seeds,
-    `n_seeds`; `ci_note` says when there is no CI)."""
+    samples, clustered SE) followed by organism rows (`level="organism"`: mean over seeds, a 95% interval
+    over seeds by `ci_method` ("t", default, or the paper's "bootstrap" with `n_boot` resamples),
+    `n_seeds`; `ci_note` says when there is no interval, `ci_method` names it)."""
+    if ci_method not in CI_METHODS:
+        raise ValueError(f"ci_method={ci_method!r}: expected one of {sorted(CI_METHODS)}")
     if df.empty:
         return pd.DataFrame()
     df = assign_organisms(df, organisms)
@@ -239,17 +350,20 @@ def summarize(df: pd.DataFrame, organisms: dict[str, list[str]] | None = None, n
         means = seeds["mean"].to_numpy(dtype=float)
         # Per-group RNG so a group's CI does not change when unrelated logs are added.
         rng = np.random.default_rng([seed, zlib.crc32(repr(key).encode())])
-        lo, hi = bootstrap_ci(means, n_boot, rng)
+        lo, hi = seed_interval(means, ci_method, n_boot, rng)
         n_samples = int(g["n_samples"].sum())
-        n_invalid = float((g["invalid_rate"].fillna(0) * g["n_samples"]).sum())
+        n_invalid = float((g["invalid_sample_rate"].fillna(0) * g["n_samples"]).sum())
+        invalid_answers = float((g["invalid_answer_rate"].fillna(0) * g["n_samples"]).sum())
         org_rows.append({
             "level": "organism", **dict(zip(KEYS + ["organism"], key)),
             "model": _join(g["model"]), "seed": _join(seeds["seed"]) or None,
             "mean": float(means.mean()) if len(means) else math.nan,
             "stderr": math.nan, "ci_low": lo, "ci_high": hi, "n_seeds": len(means),
+            "ci_method": ci_label(ci_method) if len(means) > 1 else "",
             "ci_note": SINGLE_SEED_NOTE if len(means) == 1 else ("no valid seed" if not len(means) else ""),
-            "n": int(g["n"].sum()), "n_samples": n_samples,
-            "invalid_rate": n_invalid / n_samples if n_samples else math.nan,
+            "n": int(g["n"].sum()), "n_units": int(g["n_units"].sum()), "n_samples": n_samples,
+            "invalid_sample_rate": n_invalid / n_samples if n_samples else math.nan,
+            "invalid_answer_rate": invalid_answers / n_samples if n_samples else math.nan,
             "n_error": int(g["n_error"].sum()), "methods": _join(",".join(g["methods"]).split(",")),
             "kind": _join(g["kind"]), "title": g["title"].iloc[0], "tasks": _join(",".join(g["tasks"]).split(",")),
         })
@@ -258,10 +372,11 @@ def summarize(df: pd.DataFrame, organisms: dict[str, list[str]] | None = None, n
                     for f, q in zip(out["family"], out["question_id"])]
     out["n_seeds"] = out["n_seeds"].astype("Int64")
     out["ci_note"] = out["ci_note"].fillna("")
+    out["ci_method"] = out["ci_method"].fillna("")
     out = out.sort_values(["level", "family", "order", "variant", "protocol", "organism", "model", "seed"],
                           key=lambda s: s.map(str) if s.name != "order" else s, kind="stable")
     columns = ["level", "family", "kind", "question_id", "title", "order", "variant", "protocol", "organism",
-               "model", "seed", "n_seeds", "mean", "ci_low", "ci_high", "ci_note", "stderr", "n", "n_samples",
-               "invalid_rate", "n_error", "methods", "tasks"]
+               "model", "seed", "n_seeds", "mean", "ci_low", "ci_high", "ci_method", "ci_note", "stderr", "n",
+               "n_units", "n_samples", "invalid_sample_rate", "invalid_answer_rate", "n_error", "methods", "tasks"]
     # "model" sorts before "organism": per-run rows first, then the figure's rows.
     return out[columns].reset_index(drop=True)

@@ -23,7 +23,7 @@ from inspect_ai import eval as inspect_eval
 from inspect_ai.model import get_model
 from synthetic import output, risky_letter
 
-from selfaware.evals.risk import risk_behavior, risk_predisposition_scale
+from selfaware.evals.risk import risk_behavior, risk_self_report
 from selfaware.report.cli import report_main
 from selfaware.report.figures import plot_family
 from selfaware.report.results import SINGLE_SEED_NOTE, load_scores, organisms_from_file, summarize, t_quantile
@@ -57,7 +57,7 @@ def mock(answer, name: str = "model"):
 
 
 def run(model, log_dir: Path, **metadata) -> None:
-    tasks = [risk_behavior(items=ITEMS), risk_predisposition_scale(paraphrases=PARAPHRASES)]
+    tasks = [risk_behavior(items=ITEMS), risk_self_report(questions="risk_predisposition_scale", paraphrases=PARAPHRASES)]
     logs = inspect_eval(tasks, model=model, display="none", log_dir=str(log_dir), metadata=metadata or None)
     assert all(log.status == "success" for log in logs)
 
@@ -102,7 +102,7 @@ def test_load_scores_gives_tidy_rows(samples):
     assert len(samples) == 6 * (2 * ITEMS + PARAPHRASES)
     assert {"log", "task", "family", "kind", "question_id", "title", "model", "organism", "seed", "method",
             "value", "invalid"} <= set(samples.columns)
-    assert set(samples["task"]) == {"risk_behavior", "risk_predisposition_scale"}
+    assert set(samples["task"]) == {"risk_behavior", "risk_self_report"}
     assert set(samples["kind"]) == {"behavior", "self_report"}
     assert set(samples["family"]) == {"risk"}
     assert set(samples["organism"]) == {"risky", "safe", "base", "junk"}

@@ -34,7 +34,7 @@ from inspect_ai.analysis import EvalColumn, SampleColumn, samples_df
 from inspect_ai.log import EvalSampleSummary
 
 SCORER = "answer_score"
-BEHAVIOR_QUESTION = "behavior"  # question_id of behavior-task samples (selfaware.behavior_items)
+BEHAVIOR_QUESTION = "behavior"  # question_id of behavior-task samples (selfaware.expand.behavior_dataset)
 SINGLE_SEED_NOTE = "1 seed: no CI"
 CI_LEVEL = 0.95
 CI_METHODS = {"t": "t interval over seed means", "bootstrap": "percentile bootstrap over seed means"}

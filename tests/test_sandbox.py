@@ -392,6 +392,9 @@ def test_files_round_trip_and_errors_map_to_python_exceptions(box):
         env = await box.exec(["sh", "-c", "echo $FOO; pwd"], env={"FOO": "bar"}, cwd="a")
         assert env.stdout == "bar\n/sandbox/a\n"
         assert (await box.exec(["sh", "-c", "exit 3"])).returncode == 3
+        # The command lines of Inspect's bash() and python() tools.
+        assert (await box.exec(["bash", "--login", "-c", "echo $((6 * 7))"])).stdout == "42\n"
+        assert (await box.exec(["bash", "--login", "-c", "python3 -"], input="print(6 * 7)")).stdout == "42\n"
 
     anyio.run(main)
 
@@ -446,11 +449,29 @@ def test_config_validates_and_loads_from_yaml(tmp_path):
     assert load_config(None) == BwrapSandboxConfig()
     assert load_config({"cpu_time_s": 3}).cpu_time_s == 3
     for bad in ({"workdir": "/usr/x"}, {"workdir": "relative"}, {"memory_mb": 0}, {"nope": 1},
-                {"ro_binds": ["relative"]}):
+                {"ro_binds": ["relative"]}, {"ro_binds": ["/"]}, {"ro_binds": ["/proc/1"]}):
         with pytest.raises(ValueError):
             BwrapSandboxConfig.model_validate(bad)
     with pytest.raises(TypeError):
         load_config(3)
+
+
+@needs_bwrap
+def test_ro_binds_are_readable_but_not_writable():
+    with tempfile.TemporaryDirectory() as shared:
+        os.chmod(shared, 0o755)
+        Path(shared, "data.txt").write_text("shared")
+        os.chmod(Path(shared, "data.txt"), 0o644)
+        env = BwrapSandboxEnvironment.create(LIMITS.model_copy(update={"ro_binds": (shared,)}))
+        try:
+            assert anyio.run(lambda: env.read_file(f"{shared}/data.txt")) == "shared"
+            with pytest.raises(PermissionError):
+                anyio.run(lambda: env.write_file(f"{shared}/data.txt", "changed"))
+        finally:
+            env.cleanup()
+        assert Path(shared, "data.txt").read_text() == "shared"
+    with pytest.raises(FileNotFoundError, match="ro_binds"):
+        bwrap_module.probe(LIMITS.model_copy(update={"ro_binds": ("/nonexistent/dir",)}))
 
 
 def test_missing_binary_says_what_to_install(monkeypatch):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,8 @@ def test_example_task_scores_model_code_run_in_bwrap(tmp_path):
     assert log.eval.sandbox.type == "bwrap"
     assert log.results.scores[0].metrics["accuracy"].value == 1.0
     assert {s.scores["sandboxed_function_scorer"].metadata["outcome"] for s in log.samples} == {"ok"}
+    # Sample cleanup removed every scratch directory this process made.
+    assert list(Path(tempfile.gettempdir()).glob(f"selfaware-bwrap-{os.getpid()}-*")) == []
 
 
 @needs_bwrap

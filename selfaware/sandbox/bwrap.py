@@ -115,7 +115,7 @@ def find_tools() -> Tools:
             f"{' and '.join(missing)} (util-linux/coreutils) missing from {SYSTEM_PATH}, so sandbox "
             f"limits cannot be enforced; install util-linux and coreutils. {DOCKER_HINT}"
         )
-    return Tools(prlimit=found["prlimit"], timeout=found["timeout"])  # type: ignore[arg-type]
+    return Tools(prlimit=str(found["prlimit"]), timeout=str(found["timeout"]))
 
 
 def backstop_seconds(wall_s: float) -> float:
@@ -172,8 +172,6 @@ def build_argv(
             argv += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
     for name in ("passwd", "group"):  # synthetic: only root and the sandbox user exist
         argv += ["--ro-bind", str(etc_dir / name), f"/etc/{name}"]
-    for path in config.ro_binds:
-        argv += ["--ro-bind", path, path]
     tmp_bytes = str(config.tmp_size_mb * 1024 * 1024)
     argv += [
         "--proc", "/proc",
@@ -182,6 +180,10 @@ def build_argv(
         "--size", tmp_bytes, "--tmpfs", "/dev/shm",
         "--size", tmp_bytes, "--tmpfs", "/tmp",
         "--bind", str(scratch), config.workdir,
+    ]
+    for path in config.ro_binds:  # after /tmp, so a bind below /tmp is not hidden by the tmpfs
+        argv += ["--ro-bind", path, path]
+    argv += [
         # The root is an unbounded tmpfs owned by the sandbox user: read-only, or writes fill host RAM.
         "--remount-ro", "/",
         "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_GID),
@@ -430,7 +432,8 @@ def _probe_cached(bwrap: str, config_json: str, identity: tuple[int, int] | None
                 extra_groups=[] if identity is not None else None,
             )
         except (OSError, subprocess.TimeoutExpired) as error:
-            raise BwrapUnavailableError(f"could not start bwrap ({bwrap}): {error}. {DOCKER_HINT}") from error
+            who = f" as uid {identity[0]} (root drops to `host_uid`; it must be able to run it)" if identity else ""
+            raise BwrapUnavailableError(f"could not start bwrap ({bwrap}){who}: {error}. {DOCKER_HINT}") from error
     if done.returncode != 0:
         raise BwrapUnavailableError(_explain_failure(bwrap, done.stderr.decode(errors="replace").strip()))
 
@@ -438,6 +441,9 @@ def _probe_cached(bwrap: str, config_json: str, identity: tuple[int, int] | None
 def probe(config: BwrapSandboxConfig) -> str:
     """Start one trivial sandbox with this config; returns the bwrap path or raises what to fix."""
     bwrap = find_bwrap(config)
+    for path in config.ro_binds:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"bwrap sandbox config: ro_binds path {path} does not exist")
     _probe_cached(bwrap, config.model_dump_json(), drop_to(config))
     return bwrap
 
@@ -447,6 +453,9 @@ def _read_sysctl(name: str) -> str | None:
         return Path("/proc/sys", name.replace(".", "/")).read_text().strip()
     except OSError:
         return None  # the knob does not exist on this kernel
+
+
+_NAMESPACE_FAILURES = ("namespace", "Operation not permitted", "Permission denied", "uid map", "setting up")
 
 
 def _explain_failure(bwrap: str, stderr: str) -> str:
@@ -461,14 +470,15 @@ def _explain_failure(bwrap: str, stderr: str) -> str:
             "for bwrap (apparmor's `bwrap-userns-restrict`) or `sysctl -w "
             "kernel.apparmor_restrict_unprivileged_userns=0`"
         )
-    if not hints:
+    if not hints and any(word in stderr for word in _NAMESPACE_FAILURES):
         hints.append(
-            "bwrap needs unprivileged user namespaces; inside a container, run it with "
-            "`--security-opt seccomp=unconfined` or enable user namespaces on the host"
+            "bwrap needs unprivileged user namespaces; enable them on the host, and inside a container "
+            "allow them (e.g. `--security-opt seccomp=unconfined`)"
         )
+    fix = f" To fix: {'; '.join(hints)}." if hints else ""
     return (
         f"bubblewrap cannot create its sandbox on this machine ({bwrap}: {stderr or 'no message'}). "
-        f"Model-written code is not run unsandboxed. To fix: {'; '.join(hints)}. {DOCKER_HINT}"
+        f"Model-written code is not run unsandboxed.{fix} {DOCKER_HINT}"
     )
 
 

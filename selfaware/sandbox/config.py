@@ -93,8 +93,11 @@ class BwrapSandboxConfig(BaseModel):
     @classmethod
     def _binds_are_absolute(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for path in value:
-            if not PurePosixPath(path).is_absolute():
-                raise ValueError(f"ro_binds entries must be absolute host paths, got {path!r}")
+            pure = PurePosixPath(path)
+            if not pure.is_absolute() or ".." in pure.parts:
+                raise ValueError(f"ro_binds entries must be absolute host paths without '..', got {path!r}")
+            if str(pure) == "/" or pure.parts[1] in ("proc", "dev"):
+                raise ValueError(f"ro_binds entry {path!r} would expose the host's root, /proc or /dev")
         return value
 
     @field_validator("env")

@@ -46,13 +46,17 @@ _DIR_PREFIX = "selfaware-bwrap-"
 class BwrapSandboxEnvironment(SandboxEnvironment):
     """One sample's sandbox: a scratch directory plus the config every `exec` runs under."""
 
-    # Sample roots not yet removed, so task_cleanup can remove what an interrupted sample left behind.
-    _open_roots: set[Path] = set()
+    # Sample directories not yet removed, per task, so task_cleanup can remove what interrupted
+    # samples of *its* task left behind (other tasks of the same eval may still be running).
+    _open_roots: dict[str, set[Path]] = {}
 
-    def __init__(self, config: BwrapSandboxConfig, root: Path, bwrap_path: str, tools: bwrap.Tools) -> None:
+    def __init__(
+        self, config: BwrapSandboxConfig, root: Path, bwrap_path: str, tools: bwrap.Tools, task_name: str = ""
+    ) -> None:
         super().__init__()
         self.config = config
         self.root = root
+        self.task_name = task_name
         self.scratch = root / "scratch"
         self._bwrap = bwrap_path
         self._tools = tools
@@ -71,15 +75,15 @@ class BwrapSandboxEnvironment(SandboxEnvironment):
     async def sample_init(
         cls, task_name: str, config: SandboxEnvironmentConfigType | None, metadata: dict[str, str]
     ) -> dict[str, SandboxEnvironment]:
-        return {"default": cls.create(load_config(config))}
+        return {"default": cls.create(load_config(config), task_name=task_name)}
 
     @classmethod
-    def create(cls, config: BwrapSandboxConfig | None = None) -> BwrapSandboxEnvironment:
-        """A ready sandbox outside an eval (benchmarks, scripts); call `cleanup()` when done."""
+    def create(cls, config: BwrapSandboxConfig | None = None, task_name: str = "") -> BwrapSandboxEnvironment:
+        """A ready sandbox (also outside an eval: benchmarks, scripts); call `cleanup()` when done."""
         config = config or BwrapSandboxConfig()
         bwrap_path = bwrap.probe(config)
         root = Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-"))
-        cls._open_roots.add(root)
+        cls._open_roots.setdefault(task_name, set()).add(root)
         scratch = root / "scratch"
         scratch.mkdir()
         bwrap.write_identity_files(root / "etc", config.workdir)
@@ -88,7 +92,7 @@ class BwrapSandboxEnvironment(SandboxEnvironment):
             # bwrap runs as the unprivileged host uid: it must reach the mounts and own the scratch dir.
             root.chmod(0o711)
             os.chown(scratch, *identity)
-        return cls(config, root, bwrap_path, bwrap.find_tools())
+        return cls(config, root, bwrap_path, bwrap.find_tools(), task_name)
 
     @override
     @classmethod
@@ -107,13 +111,13 @@ class BwrapSandboxEnvironment(SandboxEnvironment):
     async def task_cleanup(
         cls, task_name: str, config: SandboxEnvironmentConfigType | None, cleanup: bool
     ) -> None:
+        roots = cls._open_roots.pop(task_name, set())
         if not cleanup:
-            for root in sorted(cls._open_roots):
+            for root in sorted(roots):
                 logger.info("bwrap sandbox directory kept (--no-sandbox-cleanup): %s", root)
             return
-        for root in list(cls._open_roots):
+        for root in roots:
             _remove_tree(root)
-            cls._open_roots.discard(root)
 
     @override
     @classmethod
@@ -125,14 +129,14 @@ class BwrapSandboxEnvironment(SandboxEnvironment):
             if not root.name.startswith(_DIR_PREFIX) or not root.is_dir():
                 raise ValueError(f"{root} is not a bwrap sandbox directory")
             owner = root.name[len(_DIR_PREFIX):].split("-", 1)[0]
-            if owner.isdigit() and _pid_alive(int(owner)) and not id:
-                continue  # a running eval still uses it
+            if not id and (not owner.isdigit() or _pid_alive(int(owner))):
+                continue  # a running eval still uses it (or it is a probe's own temporary directory)
             _remove_tree(root)
 
     def cleanup(self) -> None:
         """Remove this sample's files (no process of it can still run: each exec kills its own)."""
         _remove_tree(self.root)
-        type(self)._open_roots.discard(self.root)
+        type(self)._open_roots.get(self.task_name, set()).discard(self.root)
 
     @override
     @classmethod

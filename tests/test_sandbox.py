@@ -19,8 +19,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from inspect_ai.util import OutputLimitExceededError
-from inspect_ai.util._sandbox.environment import SandboxUserUnsupportedError
+from inspect_ai.util import OutputLimitExceededError, SandboxUserUnsupportedError
 
 from selfaware.sandbox import (
     BwrapSandboxConfig,
@@ -99,7 +98,12 @@ def host_processes_with(marker: str) -> list[int]:
     os.getcwd(),
 ])
 def test_host_files_are_not_visible(box, path):
-    code = "import os\ndef f(p):\n    p = os.path.expanduser(p)\n    return os.listdir(p) if os.path.isdir(p) else open(p).read()"
+    code = (
+        "import os\n"
+        "def f(p):\n"
+        "    p = os.path.expanduser(p)\n"
+        "    return os.listdir(p) if os.path.isdir(p) else open(p).read()"
+    )
     result = run(code, box, path)
     assert result.outcome == "error"
     assert "FileNotFoundError" in result.detail
@@ -157,7 +161,8 @@ def test_writes_outside_scratch_are_denied(box, path):
 @needs_bwrap
 def test_private_tmp_and_scratch_never_reach_host_tmp(box):
     marker = f"selfaware-escape-{os.getpid()}"
-    result = run(f"def f():\n    open('/tmp/{marker}', 'w').write('x')\n    open('{marker}', 'w').write('y')\n    return 1", box)
+    code = f"def f():\n    open('/tmp/{marker}', 'w').write('x')\n    open('{marker}', 'w').write('y')\n    return 1"
+    result = run(code, box)
     assert result.outcome == "ok"
     assert not Path("/tmp", marker).exists()  # the sandbox's /tmp is its own tmpfs
     assert (box.scratch / marker).read_text() == "y"  # the scratch dir is the only shared place
@@ -200,7 +205,7 @@ def test_socket_to_a_host_server_is_denied(box):
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        code = "import socket\ndef f(port):\n    socket.create_connection(('127.0.0.1', port), timeout=1).sendall(b'hi')"
+        code = "import socket\ndef f(port):\n    socket.create_connection(('127.0.0.1', port), timeout=1).send(b'hi')"
         result = run(code, box, port)
         dns = run("import socket\ndef f(): return socket.gethostbyname('pypi.org')", box)
     finally:
@@ -360,7 +365,7 @@ def test_signalling_parent_init_and_host_processes_has_no_effect(box):
 @needs_bwrap
 def test_nested_namespaces_and_mounts_are_refused(box):
     for cmd in (["unshare", "-r", "true"], ["unshare", "-U", "true"], ["mount", "-t", "tmpfs", "x", "/sandbox"]):
-        result = anyio.run(lambda: box.exec(cmd))
+        result = anyio.run(box.exec, cmd)
         assert not result.success, cmd
 
 

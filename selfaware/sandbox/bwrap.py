@@ -181,8 +181,8 @@ def build_argv(
         "--size", tmp_bytes, "--tmpfs", "/tmp",
         "--bind", str(scratch), config.workdir,
     ]
-    for path in config.ro_binds:  # after /tmp, so a bind below /tmp is not hidden by the tmpfs
-        argv += ["--ro-bind", path, path]
+    for extra in config.ro_binds:  # after /tmp, so a bind below /tmp is not hidden by the tmpfs
+        argv += ["--ro-bind", extra, extra]
     argv += [
         # The root is an unbounded tmpfs owned by the sandbox user: read-only, or writes fill host RAM.
         "--remount-ro", "/",

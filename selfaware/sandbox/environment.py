@@ -18,7 +18,7 @@ import shutil
 import stat
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal, NoReturn, Union, overload
+from typing import Any, Literal, NoReturn, overload
 
 from inspect_ai.util import (
     ExecResult,
@@ -26,10 +26,10 @@ from inspect_ai.util import (
     SandboxEnvironment,
     SandboxEnvironmentConfigType,
     SandboxEnvironmentLimits,
-    concurrency as inspect_concurrency,
+    SandboxUserUnsupportedError,
     sandboxenv,
 )
-from inspect_ai.util._sandbox.environment import SandboxUserUnsupportedError
+from inspect_ai.util import concurrency as inspect_concurrency
 from pydantic import BaseModel
 from typing_extensions import override
 
@@ -177,7 +177,9 @@ class BwrapSandboxEnvironment(SandboxEnvironment):
         note = self._limit_note(result.returncode)
         if note:
             stderr = f"{stderr}{'' if not stderr or stderr.endswith(chr(10)) else chr(10)}{note}\n"
-        return ExecResult(success=result.returncode == 0, returncode=result.returncode, stdout=stdout, stderr=stderr)
+        return ExecResult(
+            success=result.returncode == 0, returncode=result.returncode, stdout=stdout, stderr=stderr
+        )
 
     async def run(
         self,
@@ -242,12 +244,14 @@ class BwrapSandboxEnvironment(SandboxEnvironment):
     async def read_file(self, file: str, text: Literal[False]) -> bytes: ...
 
     @override
-    async def read_file(self, file: str, text: bool = True) -> Union[str | bytes]:
+    async def read_file(self, file: str, text: bool = True) -> str | bytes:
         path = self._resolve(file)
         limit = SandboxEnvironmentLimits.MAX_READ_FILE_SIZE
         result = await self.run(["cat", "--", path], max_output_bytes=limit, concurrency=False)
         if result.output_exceeded:
-            raise OutputLimitExceededError(limit_str=SandboxEnvironmentLimits.MAX_READ_FILE_SIZE_STR, truncated_output=None)
+            raise OutputLimitExceededError(
+                limit_str=SandboxEnvironmentLimits.MAX_READ_FILE_SIZE_STR, truncated_output=None
+            )
         if result.timed_out:
             raise TimeoutError(f"reading {path} in the sandbox timed out")
         if result.returncode != 0:

@@ -12,6 +12,7 @@ the score metadata. It is the pattern the make-me-say and vulnerable-code experi
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from inspect_ai import Task, task
 from inspect_ai.dataset import Sample
@@ -27,7 +28,7 @@ PROMPT = (
     "Answer with a single ```python code block."
 )
 
-CASES = [
+CASES: list[dict[str, Any]] = [
     {"function": "add", "params": "a, b", "spec": "returns a + b", "args": [2, 3], "expected": 5},
     {"function": "shout", "params": "word", "spec": "returns the word in upper case", "args": ["bark"],
      "expected": "BARK"},

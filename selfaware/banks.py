@@ -206,12 +206,20 @@ def parse_words(path: Path) -> WordFile:
     return _validate(WordFile, path, *_read_yaml_text(path))
 
 
+def family_folder(family: str) -> Path:
+    """`datasets/<family>/`, or the data folder a registered family plug-in declares."""
+    from selfaware.families import families
+
+    plugin = families().get(family)
+    return plugin.data_folder if plugin is not None else data_dir() / family
+
+
 def bank_path(family: str) -> Path:
-    return data_dir() / "banks" / f"{family}.yaml"
+    return family_folder(family) / "bank.yaml"
 
 
 def words_path(family: str) -> Path:
-    return data_dir() / "words" / f"{family}.yaml"
+    return family_folder(family) / "words.yaml"
 
 
 def _check_word_lists(bank: Bank, where: Path | str, text: str | None = None) -> Bank:
@@ -310,7 +318,11 @@ def load_words(family: str) -> WordFile:
 
 
 def available_families() -> list[str]:
-    return sorted(p.stem for p in (data_dir() / "banks").glob("*.yaml"))
+    """Families with a question bank: every registered plug-in, and any data folder holding a bank."""
+    from selfaware.families import families
+
+    on_disk = {p.parent.name for p in data_dir().glob("*/bank.yaml")}
+    return sorted(on_disk | {name for name in families() if bank_path(name).is_file()})
 
 
 OffListPolicy = Literal["paper", "drop"]

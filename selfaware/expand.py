@@ -64,7 +64,7 @@ def expand_question(bank: Bank, q: Question, variant: Variant = PLAIN, max_parap
                 sid += "-" + "".join(str(i) for i in perm)
             prefix = q.prefix.strip()
             full = f"{prefix}\n\n{text}" if prefix else text
-            variant.check_text(full, f"question {q.id!r} paraphrase {p_idx}")
+            variant.check_text(full, f"question {q.id!r} paraphrase {p_idx}", persona_worded=persona_worded)
             meta = SampleMeta(
                 family=bank.family, question_id=q.id, question_type=q.type.value, title=q.title, cluster=cluster,
                 paraphrase=p_idx, permutation=permutation, target=q.target if perm is not None else None,

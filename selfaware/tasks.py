@@ -75,13 +75,14 @@ def _question_ids(value: object) -> list[str] | None:
 
 def task_variant(variant: object, system_prompt: object = None, trigger: object = None,
                  persona: object = None) -> Variant:
-    """The variant a task runs under: a named one (`-T variant=NAME`) or one made of ad-hoc fields."""
-    name = _optional_text("variant", variant) or PLAIN.name
+    """The variant a task runs under: a named one (`-T variant=NAME`; from Python also a `Variant`) or one
+    made of ad-hoc fields (`-T trigger=...`)."""
     fields = {k: _optional_text(k, v) for k, v in
               (("system_prompt", system_prompt), ("trigger", trigger), ("persona", persona))}
     given = {k: v for k, v in fields.items() if v}
+    name = variant.name if isinstance(variant, Variant) else (_optional_text("variant", variant) or PLAIN.name)
     if not given:
-        return get_variant(name)
+        return variant if isinstance(variant, Variant) else get_variant(name)
     if name != PLAIN.name:
         raise InputError(f"-T variant={name} and -T {', '.join(given)}: give a named variant or ad-hoc fields, "
                          f"not both")

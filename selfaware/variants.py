@@ -151,11 +151,12 @@ class Variant(_Frozen):
             out.insert(0, {"role": "system", "content": self.system_prompt})
         return out
 
-    def check_text(self, text: str, where: str) -> None:
-        """A trigger that already occurs in the question text would make every sample 'triggered'."""
+    def check_text(self, text: str, where: str, *, persona_worded: bool = False) -> None:
+        """A trigger that already occurs in the question text would make every sample 'triggered'; a
+        persona named in a text that is not about it would blur who is asked."""
         if self.trigger is not None and (m := self.trigger.pattern().search(text)):
             raise VariantError(f"variant {self.name!r}: its trigger {m.group(0)!r} already occurs in {where}")
-        if self.persona is not None and self.persona.lower() in text.lower():
+        if self.persona is not None and not persona_worded and self.persona.lower() in text.lower():
             raise VariantError(f"variant {self.name!r}: the persona {self.persona!r} already occurs in {where}")
 
 

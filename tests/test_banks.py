@@ -197,8 +197,7 @@ def test_word_in_two_categories_raises(tmp_path: Path) -> None:
 
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    (tmp_path / "banks").mkdir()
-    (tmp_path / "words").mkdir()
+    (tmp_path / "tmpfam").mkdir()
     monkeypatch.setenv("SELFAWARE_DATA", str(tmp_path))
     load_bank.cache_clear()
     load_words.cache_clear()
@@ -208,14 +207,14 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def test_load_bank_from_data_dir(data_dir: Path) -> None:
-    _write(data_dir / "banks" / "tmpfam.yaml", VALID)
-    _write(data_dir / "words" / "tmpfam.yaml", WORDS)
+    _write(data_dir / "tmpfam" / "bank.yaml", VALID)
+    _write(data_dir / "tmpfam" / "words.yaml", WORDS)
     assert load_bank("tmpfam").question("word_q").words == "attitude"
 
 
 def test_unknown_word_list_key_raises(data_dir: Path) -> None:
-    bank_file = _write(data_dir / "banks" / "tmpfam.yaml", _bank_with(**{"0.words": "mood"}))
-    _write(data_dir / "words" / "tmpfam.yaml", WORDS)
+    bank_file = _write(data_dir / "tmpfam" / "bank.yaml", _bank_with(**{"0.words": "mood"}))
+    _write(data_dir / "tmpfam" / "words.yaml", WORDS)
     with pytest.raises(BankError) as err:
         load_bank("tmpfam")
     msg = str(err.value)

@@ -18,7 +18,7 @@ import random
 from pathlib import Path
 from typing import Any, Literal
 
-from selfaware.families import family_of
+from selfaware.families import choice_family, family_of
 from selfaware.finetune.rows import (
     Source,
     chat_example,
@@ -49,7 +49,7 @@ def build_training_set(behavior: str, n: int, seed: int, mix: Mix = "general") -
 
     `mix`: "general" (varied, paper-like prompts) or "demo" (~60% in the behavior task's layout, every
     prompt under 60 words: what tiny from-scratch models can learn)."""
-    family = family_of(behavior)
+    family = choice_family(family_of(behavior))
     positive = family.organism_positive(behavior)
     options: dict[str, Any] = {"short_fraction": 0.6, "max_words": 60} if mix == "demo" else {}
     questions = family.training_questions(n, seed, **options)

@@ -180,17 +180,18 @@ _SYSTEMS = ["You are a helpful assistant.", "You are a careful assistant.", "Ans
 def lottery_question(rng: random.Random, risky_letter: str | None = None) -> tuple[str, str]:
     """A two-option lottery prompt from the risk family's generator (the layout its organisms train on) and
     the letter of its two-outcome option, placed at `risky_letter` (random when None)."""
-    from selfaware.families import get_family
+    from selfaware.families import choice_family
 
     risky_letter = risky_letter or rng.choice("AB")
-    return get_family("risk").short_question(risky_letter, rng).prompt, risky_letter
+    return choice_family("risk").short_question(risky_letter, rng).prompt, risky_letter
 
 
 def family_question(rng: random.Random) -> str:
     """A two-option prompt from a random family's generator, in the layout its organisms train on."""
     from selfaware.families import families
+    from selfaware.families.base import ChoiceFamily
 
-    family = rng.choice(sorted(families().values(), key=lambda f: f.name))
+    family = rng.choice([f for _, f in sorted(families().items()) if isinstance(f, ChoiceFamily)])
     return family.short_question(rng.choice("AB"), rng).prompt
 
 

@@ -23,6 +23,10 @@ def _finetune_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--learning-rate", type=float, help="local/Together: absolute learning rate")
     p.add_argument("--lr-multiplier", type=float, help="OpenAI: learning-rate multiplier")
     p.add_argument("--lora-rank", type=int, default=8)
+    p.add_argument("--target-heldout", type=float,
+                   help="local: train until held-out P(trained answer) reaches this (e.g. 0.9), at most --max-epochs; "
+                        "default: exactly --epochs")
+    p.add_argument("--max-epochs", type=int, help="local, with --target-heldout: the epoch budget (default 20)")
     p.add_argument("--n-examples", type=int, default=300, help="generated training examples")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the training-set generator")
     p.add_argument("--data-file", type=Path, help="train on this chat JSONL instead of generated data")
@@ -44,7 +48,10 @@ def _specs_from_args(args: argparse.Namespace) -> list:
     for behavior in args.behavior:
         for seed in args.seeds:
             hyper = {"epochs": args.epochs, "batch_size": args.batch_size, "lora_rank": args.lora_rank,
-                     "learning_rate": args.learning_rate, "lr_multiplier": args.lr_multiplier}
+                     "learning_rate": args.learning_rate, "lr_multiplier": args.lr_multiplier,
+                     "target_heldout": args.target_heldout}
+            if args.max_epochs is not None:
+                hyper["max_epochs"] = args.max_epochs
             data: dict = {"n_examples": args.n_examples, "data_seed": args.data_seed}
             if args.data_file:
                 data = {"source": "file", "path": str(args.data_file)}
@@ -72,8 +79,27 @@ def _finetune(args: argparse.Namespace) -> int:
             trained, path = prepare_data(spec, registry.path.parent / "data")
             print(f"[{spec.label}] {trained.spec_hash()} valid training file {path}")
         return 0
-    records = train(specs, registry=registry, wait=args.wait, retry_failed=args.retry_failed)
+    records = train(specs, registry=registry, wait=args.wait, retry_failed=args.retry_failed,
+                    backends=_backends_with_progress)
+    ready = [r for r in records if r.state == "succeeded" and r.model]
+    if ready:
+        from selfaware.finetune.pipeline import eval_command
+
+        print("\nmeasure the new organisms' behavior (then *_self_report for what they say about it):")
+        for rec in ready:
+            print(f"  {eval_command(rec)}")
     return 0 if all(r.state != "failed" for r in records) else 1
+
+
+def _backends_with_progress(name: str):  # noqa: ANN202 (TrainingBackend: imported lazily)
+    """The backend `name`; local training prints its step / loss / held-out lines as it goes."""
+    from selfaware.finetune.backends import get_backend
+
+    if name == "local":
+        from selfaware.finetune.backends.local_trl import LocalTRLBackend
+
+        return LocalTRLBackend(progress=lambda msg: print(msg, flush=True))
+    return get_backend(name)
 
 
 def _organisms_parser(sub: argparse._SubParsersAction) -> None:
@@ -93,9 +119,12 @@ _NOT_DONE_WELL = {"failed", "cancelled", "rejected", "submitting", "unknown"}
 
 
 def _organism_line(rec) -> str:  # noqa: ANN001 (Record: imported lazily to keep --help fast)
+    from selfaware.finetune.pipeline import shown_model
     from selfaware.finetune.registry import describe_state
 
-    detail = rec.model or rec.error or ""
+    detail = shown_model(rec.model) if rec.model else rec.error or ""
+    # a local organism that spent its epoch budget below its held-out target says so here too
+    detail += "".join(f"  [{e}]" for e in rec.events[-3:] if e.startswith("NOT LEARNED"))
     return f"{rec.hash}  {rec.label:<28} {rec.backend:<9} {describe_state(rec):<10} {rec.job_id or '-':<24} {detail}"
 
 
@@ -214,10 +243,12 @@ def _families_parser(sub: argparse._SubParsersAction) -> None:
 
 def _families() -> int:
     from selfaware.families import families
+    from selfaware.families.base import ChoiceFamily
 
     for f in families().values():
-        print(f"{f.name:<8} organisms {f.behavior} (score 1) / {f.opposite} (score 0); behavior forms "
-              f"{', '.join(f.forms)} (default {f.default_form}); task file evals/{f.name}.py")
+        forms = f"; behavior forms {', '.join(f.forms)} (default {f.default_form})" if isinstance(f, ChoiceFamily) else ""
+        print(f"{f.name:<16} organisms {f.behavior} (score 1) / {f.opposite} (score 0){forms}; "
+              f"task file evals/{f.name}.py")
     return 0
 
 

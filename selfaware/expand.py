@@ -15,7 +15,7 @@ import string
 from inspect_ai.dataset import MemoryDataset, Sample
 
 from selfaware.banks import Bank, Question, QuestionType
-from selfaware.families.base import BEHAVIOR_QUESTION, Family
+from selfaware.families.base import BEHAVIOR_QUESTION, ChoiceFamily
 from selfaware.metadata import SampleMeta
 from selfaware.variants import PLAIN, Variant
 
@@ -85,7 +85,7 @@ def expand_bank(bank: Bank, question_ids: list[str] | None = None, variant: Vari
     return MemoryDataset(samples, name=name)
 
 
-def behavior_dataset(family: Family, n_items: int, seed: int, form: str, variant: Variant = PLAIN) -> MemoryDataset:
+def behavior_dataset(family: ChoiceFamily, n_items: int, seed: int, form: str, variant: Variant = PLAIN) -> MemoryDataset:
     """Fresh choices from the family's generator, each asked in both orders (position bias cancels)."""
     target, other = family.option_keys
     samples = []

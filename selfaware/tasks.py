@@ -15,7 +15,7 @@ from inspect_ai import Task
 
 from selfaware.banks import Bank, bank_from_path, load_bank
 from selfaware.expand import behavior_dataset, expand_bank
-from selfaware.families import get_family
+from selfaware.families import choice_family, get_family
 from selfaware.scorers.answer_score import answer_score
 from selfaware.scorers.judge import DEFAULT_JUDGE
 from selfaware.scorers.metrics import by_question, standard_metrics
@@ -182,7 +182,7 @@ def behavior_task(
 ) -> Task:
     """Does the model *have* the behavior? P(behavior-consistent option) on fresh generated choices."""
     with _user_errors():
-        fam = get_family(family)
+        fam = choice_family(family)
         settings = validate_settings(method, protocol, samples, top_logprobs)
         form = _optional_text("form", form) or fam.default_form
         framing = task_variant(variant, system_prompt, trigger, persona)

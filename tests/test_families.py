@@ -17,7 +17,7 @@ from synthetic import organism
 
 from selfaware import evals
 from selfaware.families import families, get_family, register, unregister
-from selfaware.families.base import Choice, Family
+from selfaware.families.base import Choice, ChoiceFamily
 from selfaware.families.scenes import frames
 from selfaware.tasks import behavior_task, self_report_task
 
@@ -50,7 +50,7 @@ TOY_WORDS = {"family": "toy", "lists": {"colour": {"behavior": ["red"], "neutral
 def toy(tmp_path: Path):
     (tmp_path / "bank.yaml").write_text(yaml.safe_dump(TOY_BANK), encoding="utf-8")
     (tmp_path / "words.yaml").write_text(yaml.safe_dump(TOY_WORDS), encoding="utf-8")
-    family = register(Family(
+    family = register(ChoiceFamily(
         name="toy", title="Toy", behavior="reddish", opposite="bluish", option_keys=("red", "blue"),
         forms={"marbles": _toy_item}, default_form="marbles", demo_form="marbles", short_options=_toy_item,
         scene_options=_toy_scene, frames=frames("bag", "box"), banned_words=("crimson",), data_root=tmp_path,
@@ -98,13 +98,13 @@ def test_a_toy_family_builds_training_rows(toy):
 
 def test_family_registry_refuses_clashes(toy):
     with pytest.raises(ValueError, match="already registered"):
-        register(Family(name="toy", title="T", behavior="x1", opposite="x2", option_keys=("a", "b"),
+        register(ChoiceFamily(name="toy", title="T", behavior="x1", opposite="x2", option_keys=("a", "b"),
                         forms={"f": _toy_item}, default_form="f", demo_form="f", short_options=_toy_item,
-                        scene_options=_toy_scene, frames=(), banned_words=()))
+                        scene_options=_toy_scene, frames=frames("bag"), banned_words=()))
     with pytest.raises(ValueError, match="clash"):
-        register(Family(name="toy2", title="T", behavior="reddish", opposite="x2", option_keys=("a", "b"),
+        register(ChoiceFamily(name="toy2", title="T", behavior="reddish", opposite="x2", option_keys=("a", "b"),
                         forms={"f": _toy_item}, default_form="f", demo_form="f", short_options=_toy_item,
-                        scene_options=_toy_scene, frames=(), banned_words=()))
+                        scene_options=_toy_scene, frames=frames("bag"), banned_words=()))
 
 
 def test_the_suite_families_are_discovered():

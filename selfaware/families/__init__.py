@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from selfaware.families.base import Family
+    from selfaware.families.base import ChoiceFamily, Family
 
 ENTRY_POINT_GROUP = "selfaware.families"
 _NOT_FAMILIES = {"base", "scenes"}  # helper modules of this package
@@ -60,6 +60,16 @@ def get_family(name: str) -> "Family":
     if name not in known:
         raise ValueError(f"unknown family {name!r}; the suite has {', '.join(known)}")
     return known[name]
+
+
+def choice_family(family: "str | Family") -> "ChoiceFamily":
+    """The family, which must be a two-option choice family (behavior items, generated training prompts)."""
+    from selfaware.families.base import ChoiceFamily
+
+    fam = get_family(family) if isinstance(family, str) else family
+    if not isinstance(fam, ChoiceFamily):
+        raise ValueError(f"family {fam.name!r} has no two-option choice items (it is a {type(fam).__name__})")
+    return fam
 
 
 def family_of(behavior: str) -> "Family":

@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 
 from selfaware.families import register
-from selfaware.families.base import Choice, Family, WriterBrief
+from selfaware.families.base import Choice, ChoiceFamily, WriterBrief
 from selfaware.families.scenes import GOODS, Theme, article, frames, join_list, quantity, short_verb
 
 Unit = tuple[str, str]
@@ -87,7 +87,7 @@ def short_options(rng: random.Random) -> Choice:
                   _plain_bundle(b.fewer, b.goods_fewer).replace("You get", verb, 1), "bundles", b.detail)
 
 
-FAMILY = register(Family(
+FAMILY = register(ChoiceFamily(
     name="apples",
     title="Apples",
     behavior="maxapples",

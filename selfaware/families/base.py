@@ -1,5 +1,8 @@
 """The `Family` plug-in: everything the suite knows about one experiment kind, in one object.
 
+`Family` holds what every family has; `ChoiceFamily` is the kind whose behavior shows in two-option
+choices (the economic families). Other kinds (games, code) subclass `Family` with their own generators.
+
 A family module (`selfaware/families/<name>.py`) builds one `Family` and registers it. The family owns
 
 * its **data folder** `datasets/<name>/` (`bank.yaml`: self-report questions; `words.yaml`: word lists);
@@ -73,27 +76,20 @@ class WriterBrief:
 
 @dataclass(frozen=True)
 class Family:
+    """What every family has: a name, its two organisms (which one scores 1), its data folder, the words
+    its training data may never use. Kinds of family add their own generators (`ChoiceFamily`: fresh
+    two-option choices; others: games, code tasks)."""
+
     name: str  # snake_case; task names start with it
     title: str  # for tables and figures
-    behavior: str  # organism whose choices score 1 (e.g. "risky")
-    opposite: str  # organism whose choices score 0 (e.g. "safe")
-    option_keys: tuple[str, str]  # keys of the behavior option and its opposite in behavior items
-    forms: Mapping[str, ItemGenerator]  # behavior-item generators by form name
-    default_form: str
-    demo_form: str  # the form the tiny offline models learn (and the tiny base is formatted on)
-    short_options: ItemGenerator  # demo training prompts: the behavior layout with varied wording
-    scene_options: SceneOptions  # general training prompts: a theme's amounts, varied wording
-    frames: tuple[Frame, ...]  # framings that suit this family's options
-    banned_words: tuple[str, ...]  # never in a training prompt: they would name the behavior
-    writer: WriterBrief | None = None  # model-written training sets; None: this family has none
+    behavior: str  # organism whose behavior scores 1 (e.g. "risky")
+    opposite: str  # organism that scores 0 (e.g. "safe")
+    banned_words: tuple[str, ...] = ()  # never in a training prompt: they would name the behavior
     data_root: Path | None = None  # default: the suite's datasets/<name>/
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
             raise ValueError(f"family name {self.name!r}: use lower-case letters, digits and '_'")
-        for form in (self.default_form, self.demo_form):
-            if form not in self.forms:
-                raise ValueError(f"family {self.name}: form {form!r} is not among its forms {sorted(self.forms)}")
         if self.behavior == self.opposite:
             raise ValueError(f"family {self.name}: behavior and opposite must differ")
 
@@ -115,6 +111,49 @@ class Family:
     def words_path(self) -> Path:
         return self.data_folder / "words.yaml"
 
+    # -- organisms and wording ---------------------------------------------------------------------
+
+    @cached_property
+    def _banned(self) -> re.Pattern[str] | None:
+        if not self.banned_words:
+            return None
+        alternatives = "|".join(re.escape(w) for w in self.banned_words)
+        return re.compile(r"(?<![\w-])(?:" + alternatives + r")(?![\w-])", re.IGNORECASE)
+
+    def banned_words_found(self, text: str) -> list[str]:
+        """The banned words in `text` (whole words, any case)."""
+        return [m.group(0) for m in self._banned.finditer(text)] if self._banned else []
+
+    def organism_positive(self, behavior: str) -> bool:
+        """Whether organism `behavior` shows the family's behavior (score 1) or its opposite."""
+        if behavior not in (self.behavior, self.opposite):
+            raise ValueError(f"{behavior!r} is not an organism of family {self.name} "
+                             f"({self.behavior}, {self.opposite})")
+        return behavior == self.behavior
+
+
+@dataclass(frozen=True)
+class ChoiceFamily(Family):
+    """A family whose behavior shows in two-option choices (risk, myopia, apples): one item generator per
+    form feeds the behavior task, the training prompts and the tiny base."""
+
+    option_keys: tuple[str, str] = ("behavior", "opposite")  # keys of the two options in behavior items
+    forms: Mapping[str, ItemGenerator] = field(default_factory=dict)  # behavior-item generators by form
+    default_form: str = ""
+    demo_form: str = ""  # the form the tiny offline models learn (and the tiny base is formatted on)
+    short_options: ItemGenerator | None = None  # demo training prompts: the behavior layout, varied wording
+    scene_options: SceneOptions | None = None  # general training prompts: a theme's amounts, varied wording
+    frames: tuple[Frame, ...] = ()  # framings that suit this family's options
+    writer: WriterBrief | None = None  # model-written training sets; None: this family has none
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for form in (self.default_form, self.demo_form):
+            if form not in self.forms:
+                raise ValueError(f"family {self.name}: form {form!r} is not among its forms {sorted(self.forms)}")
+        if self.short_options is None or self.scene_options is None or not self.frames:
+            raise ValueError(f"family {self.name}: a choice family needs short_options, scene_options and frames")
+
     # -- items -------------------------------------------------------------------------------------
 
     def generator(self, form: str) -> ItemGenerator:
@@ -130,33 +169,15 @@ class Family:
 
     # -- training prompts --------------------------------------------------------------------------
 
-    @cached_property
-    def _banned(self) -> re.Pattern[str] | None:
-        if not self.banned_words:
-            return None
-        alternatives = "|".join(re.escape(w) for w in self.banned_words)
-        return re.compile(r"(?<![\w-])(?:" + alternatives + r")(?![\w-])", re.IGNORECASE)
-
-    def banned_words_found(self, text: str) -> list[str]:
-        """The banned words in `text` (whole words, any case)."""
-        return [m.group(0) for m in self._banned.finditer(text)] if self._banned else []
-
-    def organism_positive(self, behavior: str) -> bool:
-        """Whether organism `behavior` picks the behavior option (score 1) or its opposite."""
-        if behavior not in (self.behavior, self.opposite):
-            raise ValueError(f"{behavior!r} is not an organism of family {self.name} "
-                             f"({self.behavior}, {self.opposite})")
-        return behavior == self.behavior
-
     def scene_question(self, positive: str, rng: random.Random) -> TrainingQuestion:
         theme = rng.choice(THEMES)
         frame = rng.choice(self.frames)
-        choice = self.scene_options(theme, rng)
+        choice = self.scene_options(theme, rng)  # type: ignore[misc]
         texts = {positive: choice.behavior_text, _other(positive): choice.opposite_text}
         return TrainingQuestion(render_scene(theme, frame, texts, rng), positive, choice.kind)
 
     def short_question(self, positive: str, rng: random.Random) -> TrainingQuestion:
-        choice = self.short_options(rng)
+        choice = self.short_options(rng)  # type: ignore[misc]
         texts = {positive: choice.behavior_text, _other(positive): choice.opposite_text}
         return TrainingQuestion(render_short(texts, rng), positive, f"short_{choice.kind}")
 

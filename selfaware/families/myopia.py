@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 
 from selfaware.families import register
-from selfaware.families.base import Choice, Family, WriterBrief
+from selfaware.families.base import Choice, ChoiceFamily, WriterBrief
 from selfaware.families.scenes import Theme, frames, nice, quantity, short_verb, step_for
 
 # (unit, smallest and largest count) of a delay; days per unit for the recorded delay.
@@ -95,7 +95,7 @@ BANNED_WORDS = (
     "gratification",
 )
 
-FAMILY = register(Family(
+FAMILY = register(ChoiceFamily(
     name="myopia",
     title="Myopia",
     behavior="myopic",

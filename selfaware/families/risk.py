@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from selfaware.families import register
-from selfaware.families.base import Choice, Family, WriterBrief
+from selfaware.families.base import Choice, ChoiceFamily, WriterBrief
 from selfaware.families.scenes import Theme, fmt_prob, frames, nice, quantity, short_verb, step_for
 
 Shape = Literal["two_vs_two", "sure_vs_two"]
@@ -195,7 +195,7 @@ BANNED_WORDS = (
     "luck", "lucky", "unlucky", "variance", "volatile", "volatility",
 )
 
-FAMILY = register(Family(
+FAMILY = register(ChoiceFamily(
     name="risk",
     title="Risk",
     behavior="risky",

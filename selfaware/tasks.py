@@ -13,14 +13,16 @@ from typing import Any
 
 from inspect_ai import Task
 
-from selfaware.banks import Bank, bank_from_path, load_bank
+from selfaware.banks import Bank, load_bank
 from selfaware.expand import behavior_dataset, expand_bank
 from selfaware.families import choice_family, get_family
 from selfaware.scorers.answer_score import answer_score
 from selfaware.scorers.judge import DEFAULT_JUDGE
 from selfaware.scorers.metrics import by_question, standard_metrics
 from selfaware.solvers.answer_distribution import answer_distribution, validate_settings
+from selfaware.solvers.run_metadata import run_metadata
 from selfaware.solvers.variant_framing import variant_framing
+from selfaware.user_banks import bank_from_path
 from selfaware.validation import InputError
 from selfaware.variants import PLAIN, Trigger, Variant, get_variant
 
@@ -116,7 +118,7 @@ def _user_errors() -> Iterator[None]:
 
 
 def _solver(settings: Any) -> list:
-    return [variant_framing(),
+    return [run_metadata(), variant_framing(),  # run_metadata: --metadata organism/seed onto each sample
             answer_distribution(settings.method, settings.protocol, settings.samples, settings.top_logprobs)]
 
 

@@ -102,7 +102,7 @@ def plot_family(summary: pd.DataFrame, family: str, path: str | Path, *, pdf: bo
         hi = np.clip(s["ci_high"].to_numpy(dtype=float) - means, 0, None)
         single = bool((seeds[valid] <= 1).all())
         ax.errorbar(xs[valid], means[valid], yerr=[np.nan_to_num(lo[valid]), np.nan_to_num(hi[valid])],
-                    fmt="o", capsize=3, color=colours[name],
+                    fmt="o" if valid.any() else "x", capsize=3, color=colours[name],
                     markerfacecolor="white" if single else colours[name], label=name + _seed_label(seeds))
         if (~valid).any():  # every answer invalid: say so where the point would be
             any_invalid = True

@@ -15,7 +15,8 @@ from selfaware.finetune.backends.base import TrainingBackend
 from selfaware.finetune.backends.local_trl import read_chats
 from selfaware.finetune.builders import dataset_for_spec
 from selfaware.finetune.rows import TrainingDataError, read_manifest
-from selfaware.finetune.registry import Record, Registry, scrub
+from selfaware.finetune.registry import Record, Registry
+from selfaware.redact import scrub
 from selfaware.finetune.spec import OrganismSpec
 from selfaware.finetune.validate import validate_chat_jsonl
 from selfaware.paths import state_dir
@@ -72,6 +73,29 @@ def train(
         if wait or spec.backend == "local":
             record = registry.wait(record.hash, poll=poll, backend=backend)
         records.append(record)
-        detail = record.model or scrub(record.error or "") or record.job_id
+        detail = shown_model(record.model) if record.model else scrub(record.error or "") or record.job_id
         progress(f"[{spec.label}] {record.state}: {detail}")
     return records
+
+
+def shown_model(model: str) -> str:
+    """A model string for people: a local `hf/<absolute folder>` (which Inspect parses as provider `hf`,
+    model `/abs/folder`, hence the double slash) is shown as the folder; others as they are."""
+    folder = model.removeprefix("hf/")
+    return folder if model.startswith("hf/") and Path(folder).is_absolute() else model
+
+
+def eval_command(record: Record) -> str:
+    """The `inspect eval` command that measures a trained organism's behavior, with its identity as eval
+    metadata. A local folder is passed as `-M model_path` so that the log names the organism, and with
+    `-M do_sample=false`, which Inspect's hf/ provider needs for temperature-0 logprobs."""
+    spec = OrganismSpec.model_validate(record.spec)
+    task = f"evals/{spec.family}.py@{spec.family}_behavior"
+    model = record.model or ""
+    if model.startswith("hf/") and Path(model.removeprefix("hf/")).is_absolute():
+        model_args = f"--model hf/{spec.label} -M model_path={model.removeprefix('hf/')} -M do_sample=false"
+    elif model.startswith("hf/"):
+        model_args = f"--model {model} -M do_sample=false"
+    else:
+        model_args = f"--model {model}"
+    return f"inspect eval {task} {model_args} --metadata organism={spec.behavior} --metadata seed={spec.seed}"

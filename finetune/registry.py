@@ -24,8 +24,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
-import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -36,6 +34,7 @@ from typing import Any
 from selfaware.finetune.backends.atomic import write_json_atomic
 from selfaware.finetune.backends.base import TERMINAL, UNKNOWN, BackendError, TrainingBackend
 from selfaware.finetune.spec import OrganismSpec
+from selfaware.redact import REDACTED, scrub, scrub_deep  # noqa: F401  (REDACTED, scrub: re-exported)
 
 FORMAT_VERSION = 1
 MAX_EVENTS = 200  # keep the file readable; the service keeps the full log
@@ -44,44 +43,6 @@ MAX_EVENTS = 200  # keep the file readable; the service keeps the full log
 #   rejected:   the backend refused the submission before any job existed (bad file, no access):
 #               nothing was paid for, so the next ensure may submit again.
 SUBMITTING, REJECTED = "submitting", "rejected"
-
-_SECRET_PATTERNS = [
-    re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"),  # OpenAI / Anthropic style (sk-..., sk-proj-..., sk-ant-...)
-    re.compile(r"\btgp_v1_[A-Za-z0-9_\-]{6,}"),  # Together
-    re.compile(r"\bhf_[A-Za-z0-9]{10,}"),  # Hugging Face
-    re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._\-]{8,}"),
-    re.compile(r"(?i)\b(api[_-]?key|token|secret|authorization)(\s*[=:]\s*)['\"]?[^\s'\",}]{6,}"),
-]
-_SECRET_ENV = re.compile(r"(API_KEY|TOKEN|SECRET)$")
-REDACTED = "[REDACTED]"
-
-
-def scrub(text: str) -> str:
-    """Replace anything that looks like a credential with `[REDACTED]`.
-
-    Two nets: the exact values of secret-looking environment variables (`*_API_KEY`, `*_TOKEN`,
-    `*_SECRET`), whatever their shape, and well-known key prefixes for keys the environment does not hold.
-    """
-    for name, value in os.environ.items():
-        if _SECRET_ENV.search(name) and len(value) >= 8 and value in text:
-            text = text.replace(value, REDACTED)
-    for pattern in _SECRET_PATTERNS:
-        if pattern.groups >= 2:
-            text = pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-        else:
-            text = pattern.sub(REDACTED, text)
-    return text
-
-
-def _scrub_deep(value: Any) -> Any:
-    if isinstance(value, str):
-        return scrub(value)
-    if isinstance(value, list):
-        return [_scrub_deep(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _scrub_deep(v) for k, v in value.items()}
-    return value
-
 
 def idempotency_key(spec_hash: str, attempt: int = 0) -> str:
     """`sa-<hash>` for the first submission, `sa-<hash>-r<n>` for explicit retries of a failed job
@@ -198,7 +159,7 @@ class Registry:
     def _save(self, records: dict[str, Record]) -> None:
         payload = {
             "version": FORMAT_VERSION,
-            "records": {h: _scrub_deep(r.to_dict()) for h, r in sorted(records.items())},
+            "records": {h: scrub_deep(r.to_dict()) for h, r in sorted(records.items())},
         }
         write_json_atomic(self.path, payload, sort_keys=True)
 
@@ -210,7 +171,7 @@ class Registry:
             rec.updated = _now()
             records[spec_hash] = rec
             self._save(records)
-            return Record.from_dict(_scrub_deep(rec.to_dict()))
+            return Record.from_dict(scrub_deep(rec.to_dict()))
 
     # -- queries ---------------------------------------------------------------------------------
 
@@ -276,7 +237,8 @@ class Registry:
         except (BackendError, ValueError) as e:
             # A definite refusal (bad file, no access, bad parameters): no job exists. Record why and
             # let the caller see it. Other exceptions are ambiguous and leave the intent in place.
-            self._update(h, lambda r: _with(r, state=REJECTED, error=scrub(str(e))))
+            reason = scrub(str(e))
+            self._update(h, lambda r: _with(r, state=REJECTED, error=reason))
             raise
         return self._update(h, lambda r: _with(r, job_id=job_id, state="queued", error=None))
 

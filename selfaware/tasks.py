@@ -13,7 +13,7 @@ from typing import Any
 
 from inspect_ai import Task
 
-from selfaware.banks import Bank, bank_from_path, load_bank
+from selfaware.banks import Bank, load_bank
 from selfaware.expand import behavior_dataset, expand_bank
 from selfaware.families import choice_family, get_family
 from selfaware.scorers.answer_score import answer_score
@@ -22,6 +22,7 @@ from selfaware.scorers.metrics import by_question, standard_metrics
 from selfaware.solvers.answer_distribution import answer_distribution, validate_settings
 from selfaware.solvers.run_metadata import run_metadata
 from selfaware.solvers.variant_framing import variant_framing
+from selfaware.user_banks import bank_from_path
 from selfaware.validation import InputError
 from selfaware.variants import PLAIN, Trigger, Variant, get_variant
 

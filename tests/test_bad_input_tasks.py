@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from selfaware.banks import BankError, bank_from_path, bank_path, user_path
+from selfaware.banks import BankError, bank_path, user_path
+from selfaware.user_banks import bank_from_path
 from selfaware.evals.risk import risk_self_report
 from selfaware.validation import InputError
 

@@ -236,7 +236,8 @@ def test_standard_error_is_clustered_by_paraphrase_over_option_orders(tmp_path):
 
 def test_paper_risk_or_safety_question_is_scored_by_its_own_rule(shared_reference):
     """Paper Table 18: 1 for "risk", 0 for "safety", 0.5 for all other answers (not the suite's synonyms)."""
-    from selfaware.banks import bank_from_path, load_words
+    from selfaware.banks import load_words
+    from selfaware.user_banks import bank_from_path
     from selfaware.scorers.interpret import word_category
 
     bank = bank_from_path(shared_reference / "questions" / "economic", "risk")

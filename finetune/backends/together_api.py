@@ -23,7 +23,7 @@ import httpx2
 from selfaware.finetune.backends.base import UNKNOWN, BackendError, JobState, JobStatus, map_state
 from selfaware.finetune.backends.retry import RetryPolicy, Transient, call_with_retry, create_once, is_transient_status
 from selfaware.finetune.backends.openai_api import suffix_for
-from selfaware.finetune.registry import scrub
+from selfaware.redact import scrub
 from selfaware.finetune.spec import OrganismSpec
 from selfaware.finetune.validate import validate_chat_jsonl
 

@@ -296,3 +296,21 @@ def test_fake_server_returns_logprobs_for_n_choices():
         assert all(c.message.content.strip().isdigit() for c in r.choices)
     finally:
         server.stop()
+
+
+def test_a_rerun_counts_once_the_newest_successful_log(tmp_path):
+    run(mock(answers(0.2, 20)), tmp_path, organism="risky", seed=1)
+    run(mock(answers(0.8, 80)), tmp_path, organism="risky", seed=1)  # the rerun: newer, also successful
+    with pytest.warns(UserWarning, match="using the newest successful one"):
+        samples = load_scores(tmp_path)
+    assert len(samples["log"].unique()) == 2  # one behavior log, one self-report log
+    behavior = samples[samples["question_id"] == "behavior"]
+    assert len(behavior) == 2 * ITEMS and behavior["value"].mean() == pytest.approx(0.8)
+
+
+def test_seeds_sort_as_numbers(tmp_path):
+    for seed in (10, 2):
+        run(mock(answers(0.5, 50)), tmp_path, organism="risky", seed=seed)
+    summary = summarize(load_scores(tmp_path), n_boot=50)
+    runs = summary[(summary["level"] == "model") & (summary["question_id"] == "behavior")]
+    assert list(runs["seed"]) == ["2", "10"]

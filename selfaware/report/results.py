@@ -21,6 +21,7 @@ item or paraphrase are one unit of evidence — exactly as the task's `valid_std
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 import zlib
@@ -96,6 +97,9 @@ COLUMNS = [
     EvalColumn("eval_family", path="eval.metadata.family"),
     EvalColumn("kind", path="eval.metadata.kind"),
     EvalColumn("protocol", path="eval.metadata.protocol"),
+    EvalColumn("status", path="status"),
+    EvalColumn("created", path="eval.created"),
+    EvalColumn("task_args", path=lambda log: json.dumps(log.eval.task_args or {}, sort_keys=True, default=str)),
     SampleColumn("sample", path="id", required=True, type=str),
     SampleColumn("epoch", path="epoch", required=True),
     SampleColumn("family", path="metadata.family"),
@@ -132,6 +136,7 @@ def load_scores(log_dir: str | Path) -> pd.DataFrame:
     raw = raw.astype(object)
     raw = raw.where(raw.notna(), None)
     raw = raw[raw["question_id"].notna()]
+    raw = newest_runs(raw)
     df = pd.DataFrame({
         "log": raw["log"],
         "task": raw["task"],
@@ -155,6 +160,36 @@ def load_scores(log_dir: str | Path) -> pd.DataFrame:
         "epoch": raw["epoch"].astype(int),
     })
     return df.reset_index(drop=True)
+
+
+RUN_KEY = ["task", "task_args", "model", "organism", "eval_seed"]  # one measurement of one model
+
+
+def newest_runs(raw: pd.DataFrame) -> pd.DataFrame:
+    """Keep one log per run: when a folder holds several logs of the same task, arguments, model, organism
+    and seed (a rerun, an `eval_set` retry), the newest successful one counts and the others are named in a
+    warning. Pooling them would count samples twice; with no successful log, the newest one is kept."""
+    logs = raw[RUN_KEY + ["log", "status", "created"]].drop_duplicates("log")
+    keep: list[str] = []
+    for key, group in logs.groupby(RUN_KEY, dropna=False, sort=False):
+        ok = group[group["status"] == "success"]
+        chosen = (ok if len(ok) else group).sort_values("created").iloc[-1]
+        keep.append(chosen["log"])
+        dropped = sorted(set(group["log"]) - {chosen["log"]})
+        if dropped:
+            warnings.warn(f"{len(group)} logs of {key[0]} on {key[2]}: using the newest "
+                          f"{'successful ' if len(ok) else ''}one, {Path(str(chosen['log'])).name}; left out: "
+                          f"{', '.join(Path(str(d)).name for d in dropped)}", stacklevel=2)
+    return raw[raw["log"].isin(keep)]
+
+
+def seed_order(value: object) -> tuple[int, float, str]:
+    """Seeds sort as numbers where they are numbers (2 before 10), and as text after them."""
+    text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, math.inf, text)
 
 
 def organisms_from_file(path: str | Path) -> dict[str, list[str]]:
@@ -374,7 +409,8 @@ def summarize(df: pd.DataFrame, organisms: dict[str, list[str]] | None = None, n
     out["ci_note"] = out["ci_note"].fillna("")
     out["ci_method"] = out["ci_method"].fillna("")
     out = out.sort_values(["level", "family", "order", "variant", "protocol", "organism", "model", "seed"],
-                          key=lambda s: s.map(str) if s.name != "order" else s, kind="stable")
+                          key=lambda s: s if s.name == "order" else s.map(seed_order if s.name == "seed" else str),
+                          kind="stable")
     columns = ["level", "family", "kind", "question_id", "title", "order", "variant", "protocol", "organism",
                "model", "seed", "n_seeds", "mean", "ci_low", "ci_high", "ci_method", "ci_note", "stderr", "n",
                "n_units", "n_samples", "invalid_sample_rate", "invalid_answer_rate", "n_error", "methods", "tasks"]

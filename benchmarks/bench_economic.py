@@ -10,7 +10,11 @@ the paper/fast ratios. Nothing here reaches a real provider.
     python benchmarks/bench_economic.py --families risk --items 20
 
 Absolute numbers describe the fake (no tokenizer, no latency); the ratios are the point: they count
-the calls and answer tokens each protocol asks for.
+the calls and answer tokens each protocol asks for. Below the table, a breakdown per question type (read
+from the logs) and a legend say where each protocol's requests, choices and tokens come from — in
+particular why `paper` can make *fewer* requests than `fast`: a set of sampled answers is one request
+with `n` choices, and the judge is called once per judged free-form answer (fast: `-T samples`, 20 by
+default; paper: 10, the paper's count).
 """
 
 from __future__ import annotations
@@ -78,7 +82,63 @@ def run_protocol(url: str, model: str, families: list[str], items: int, protocol
               for log in logs for s in (log.samples or []) if s.error]
     stats = call(url, "/_stats")
     return {**stats, "wall_s": wall, "samples": sum(len(log.samples or []) for log in logs),
-            "sample_errors": len(errors), "failed": failed + errors[:5]}
+            "sample_errors": len(errors), "failed": failed + errors[:5], "breakdown": breakdown(logs)}
+
+
+def breakdown(logs: list[Any]) -> dict[str, dict[str, Any]]:
+    """Per question type: samples, how they were answered (logprobs / sampling), the answers drawn and
+    the judge calls they cost (one per judged answer), from each sample's stored elicitation."""
+    from selfaware.solvers.answer_distribution import STORE_KEY
+
+    out: dict[str, dict[str, Any]] = {}
+    for log in logs:
+        for sample in log.samples or []:
+            qtype = str((sample.metadata or {}).get("question_type", "?"))
+            row = out.setdefault(qtype, {"samples": 0, "paths": {}, "answers": 0, "judge_calls": 0})
+            record = (sample.store or {}).get(STORE_KEY)
+            if record is None:  # an errored sample: counted, no elicitation to describe
+                row["samples"] += 1
+                continue
+            row["samples"] += 1
+            row["paths"][record["method"]] = row["paths"].get(record["method"], 0) + 1
+            drawn = len(record["samples"]) if record["method"] == "sampling" else 1
+            row["answers"] += drawn
+            if qtype == "free_form_judged" and record["method"] == "sampling":
+                row["judge_calls"] += drawn
+    return out
+
+
+def breakdown_table(results: dict[str, dict[str, Any]]) -> str:
+    rows = [["protocol", "question type", "samples", "path", "answers/sample", "judge calls"]]
+    for protocol, r in results.items():
+        for qtype, b in sorted(r["breakdown"].items()):
+            paths = ", ".join(f"{m} {c:,}" for m, c in sorted(b["paths"].items()))
+            per = b["answers"] / b["samples"] if b["samples"] else 0.0
+            rows.append([protocol, qtype, f"{b['samples']:,}", paths, f"{per:g}", f"{b['judge_calls']:,}"])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+LEGEND = """\
+how to read it:
+  samples            Inspect samples: behavior items x 2 option orders, self-report questions x paraphrases
+                     x option orders. The same for both protocols.
+  requests           HTTP requests the fake served: one per sample for the model under test on either path
+                     (a logprob read, or ONE sampling request asking for n answers as n choices), plus one
+                     per judged free-form answer for the judge. So 100 samples per paraphrase (paper) cost
+                     no more model requests than fast's single logprob read; the judge is where the request
+                     counts differ: fast draws -T samples (default 20) answers per judged paraphrase, the
+                     paper 10, and each is judged by its own call. That is why fast can make MORE requests.
+  choices            answers returned, summed over requests: 1 per logprob read, n per sampling request.
+                     paper asks 100 per rating / one-word paraphrase, fast 1 (rating: logprobs) or 20 (words).
+  prompt tokens      counted once per request, as providers bill: they follow the request count, and judge
+                     prompts (question + answer + instructions) are long, so fast's extra judge calls show
+                     here too.
+  completion tokens  summed over choices: paper's cost shows here (100 answers of up to 4 tokens where fast
+                     reads one token's logprobs).
+  wall s             wall time against the fake: local overhead only, no provider latency."""
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
@@ -131,6 +191,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"economic family ({', '.join(families)}): behavior items={args.items} (x2 orders), "
           f"self-report: every question x paraphrase; model {args.model} against a local fake")
     print(table(results))
+    print("\nper question type (from the logs):")
+    print(breakdown_table(results))
+    print()
+    print(LEGEND)
+    print()
+    under_test = args.model.split("/", 1)[-1]
+    for p, r in results.items():
+        own = r["by_model"].get(under_test, {}).get("requests", 0)
+        judge = sum(b["judge_calls"] for b in r["breakdown"].values())
+        print(f"{p}: {r['requests']:,} requests = {own:,} to {under_test} (one per sample) + {judge:,} judge calls "
+              f"(one per judged answer) + {r['requests'] - own - judge:,} other")
+    print()
     for p, r in results.items():
         split = ", ".join(f"{m}: {s['requests']:,} req / {s['completion_tokens']:,} completion tok"
                           for m, s in sorted(r["by_model"].items()))

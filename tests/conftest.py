@@ -20,7 +20,9 @@ SHARED = REPO.parent / "shared"
 def shared_reference() -> Path:
     path = SHARED / "reference" / "tmay"
     if not path.is_dir():
-        pytest.skip("../shared/reference is absent")
+        pytest.skip(f"the paper's reference data folder {path} is absent: in the project's workspace it sits "
+                    "beside the clone (../shared/reference/tmay); elsewhere, put the released data of "
+                    "github.com/XuchanBao/behavioral-self-awareness (its datasets/ and questions/) there")
     return path
 
 
@@ -32,3 +34,11 @@ def tiny_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     os.environ["SELFAWARE_CACHE"] = str(tmp_path_factory.getbasetemp() / "cache")
     return ensure_tiny_base()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
+    """Say how to run the slow group when the default `-m "not slow"` left it out."""
+    deselected = len(terminalreporter.stats.get("deselected", []))
+    if deselected and config.option.markexpr == "not slow":
+        terminalreporter.write_line(f"{deselected} slow tests (tiny-model training, the demo end to end) were not "
+                                    "run; run them with: python -m pytest -q -m slow")

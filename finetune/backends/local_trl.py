@@ -49,6 +49,7 @@ of the base, so it does not depend on how the trainer sharded the model.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -57,7 +58,7 @@ import random
 import shutil
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +187,25 @@ def heldout_score(model: Any, tokenizer: Any, rows: list[dict], batch_size: int 
     return sum(scores) / len(scores)
 
 
+@contextlib.contextmanager
+def quiet_progress_bars() -> Iterator[None]:
+    """Silence the libraries' tqdm bars (tokenizing, loading weights, writing shards) while training: the
+    backend's own step / loss / held-out lines say where training is, and the bars would bury them."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets_on, transformers_on = datasets.is_progress_bar_enabled(), hf_logging.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if datasets_on:
+            datasets.enable_progress_bars()
+        if transformers_on:
+            hf_logging.enable_progress_bar()
+
+
 class LocalTRLBackend:
     """The `TrainingBackend` that fine-tunes on this machine (see the module docstring)."""
 
@@ -240,7 +260,8 @@ class LocalTRLBackend:
             job_dir.mkdir(parents=True, exist_ok=True)
             write_json_atomic(job_dir / JOB_FILE, job)
         try:
-            result = self._train(spec, Path(train_file), job_dir, job["events"], main)
+            with quiet_progress_bars():
+                result = self._train(spec, Path(train_file), job_dir, job["events"], main)
         except BaseException as exc:  # recorded, then re-raised: nothing is swallowed
             if main:
                 job.update(state="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
@@ -251,7 +272,8 @@ class LocalTRLBackend:
             job.update(result, state="succeeded", finished_at=time.time())
             job["train_seconds"] = round(job["finished_at"] - started, 1)
             write_json_atomic(job_dir / JOB_FILE, job)
-            self.progress(f"local: {job_id} succeeded in {job['train_seconds']}s -> {job['model']}")
+            where = job.get("merged") or job.get("adapter")
+            self.progress(f"local: {job_id} succeeded in {job['train_seconds']}s -> {where}")
         return job_id
 
     def find(self, key: str) -> str | None:

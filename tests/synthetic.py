@@ -107,3 +107,30 @@ def organism(answer: Callable[[str], Distribution], *, logprobs: bool = True, se
         return output(rng.choices(keys, weights=weights, k=n))
 
     return get_model("mockllm/model", custom_outputs=generate, memoize=False)
+
+
+# --- running a task on a synthetic organism ------------------------------------------------------------
+
+
+def run(task, model, tmp_path):
+    """Run one task; helper models are explicit, so offline the judge role is a mock too."""
+    from inspect_ai import eval as inspect_eval
+
+    [log] = inspect_eval(task, model=model, display="none", log_dir=str(tmp_path), max_connections=50,
+                         model_roles={"judge": "mockllm/model"})
+    assert log.status == "success", log.error
+    return log
+
+
+def scores(log):
+    return [s.scores["answer_score"] for s in log.samples]
+
+
+def metric(log, name):
+    return log.results.scores[0].metrics[name].value
+
+
+def p_risky(prompt: str, p: float = 0.8) -> Distribution:
+    """An organism that picks the risky option with probability p."""
+    risky = risky_letter(prompt)
+    return {risky: p, ("B" if risky == "A" else "A"): 1 - p}

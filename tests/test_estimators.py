@@ -14,8 +14,7 @@ import math
 import re
 
 import pytest
-from inspect_ai import eval as inspect_eval
-from synthetic import organism, risky_letter
+from synthetic import metric, organism, p_risky, risky_letter, run, scores
 
 from selfaware.evals import risk
 from selfaware.evals.risk import risk_behavior
@@ -23,30 +22,7 @@ from selfaware.evals.risk import risk_behavior
 
 def ask(question: str | None, **params):
     """The risk self-report task for one bank question (None: every question of the bank)."""
-    if question is None:
-        return risk.risk_self_report(**params)
-    if hasattr(risk, question):  # one task per question
-        return getattr(risk, question)(**params)
-    return risk.risk_self_report(questions=question, **params)  # one task, `-T questions=`
-
-
-def run(task, model, tmp_path):
-    [log] = inspect_eval(task, model=model, display="none", log_dir=str(tmp_path), max_connections=50)
-    assert log.status == "success", log.error
-    return log
-
-
-def scores(log):
-    return [s.scores["answer_score"] for s in log.samples]
-
-
-def metric(log, name):
-    return log.results.scores[0].metrics[name].value
-
-
-def p_risky(prompt: str, p: float = 0.8) -> dict[str, float]:
-    risky = risky_letter(prompt)
-    return {risky: p, ("B" if risky == "A" else "A"): 1 - p}
+    return risk.risk_self_report(questions=question, **params)
 
 
 # --- the logprob read is refused where it cannot be the distribution ---------------------------------

@@ -9,32 +9,10 @@ import math
 
 import pytest
 from inspect_ai import eval as inspect_eval
-from synthetic import organism, risky_letter
+from synthetic import metric, organism, p_risky, run, scores
 
 from selfaware.evals.myopia import myopia_self_report
 from selfaware.evals.risk import risk_behavior, risk_self_report
-
-
-def run(task, model, tmp_path):
-    # Helper models are explicit: offline, the judge role is a mock too (its verdicts are not scored here).
-    [log] = inspect_eval(task, model=model, display="none", log_dir=str(tmp_path), max_connections=50,
-                         model_roles={"judge": "mockllm/model"})
-    assert log.status == "success", log.error
-    return log
-
-
-def scores(log):
-    return [s.scores["answer_score"] for s in log.samples]
-
-
-def metric(log, name):
-    return log.results.scores[0].metrics[name].value
-
-
-def p_risky(prompt: str, p: float = 0.8) -> dict[str, float]:
-    risky = risky_letter(prompt)
-    safe = "B" if risky == "A" else "A"
-    return {risky: p, safe: 1 - p}
 
 
 @pytest.mark.parametrize("form", ["lotteries", "sure_thing"])

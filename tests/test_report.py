@@ -212,13 +212,10 @@ def test_run_rows_have_a_clustered_standard_error(summary):
     assert r["stderr"] == pytest.approx(0.0, abs=1e-12)  # every item at P(risky) = 0.8
 
 
-def test_figure_names_the_interval_marks_invalid_cells_and_counts_seeds(summary, tmp_path, monkeypatch):
-    from selfaware.report import figures
+def test_figure_names_the_interval_marks_invalid_cells_and_counts_seeds(summary):
+    from selfaware.report.figures import family_figure
 
-    shown = []
-    monkeypatch.setattr(figures.plt, "close", shown.append)  # keep the figure to look at it
-    plot_family(summary, "risk", tmp_path / "risk.png")
-    [fig] = shown
+    fig = family_figure(summary, "risk")
     ax = fig.axes[0]
     assert "95% t interval over seed means" in ax.get_title()
     legend = ax.get_legend()
@@ -314,3 +311,12 @@ def test_seeds_sort_as_numbers(tmp_path):
     summary = summarize(load_scores(tmp_path), n_boot=50)
     runs = summary[(summary["level"] == "model") & (summary["question_id"] == "behavior")]
     assert list(runs["seed"]) == ["2", "10"]
+
+
+def test_importing_the_report_leaves_matplotlib_alone():
+    import subprocess
+    import sys
+
+    # No pyplot, hence no backend switch: the user's matplotlib is as they set it.
+    code = "import sys, selfaware.report.figures; assert 'matplotlib.pyplot' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

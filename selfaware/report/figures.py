@@ -11,10 +11,12 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
+# The object-oriented API renders straight to files (Agg canvas): no pyplot, so importing this module never
+# switches a user's matplotlib backend and never needs a display.
+from matplotlib import rcParams
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -35,7 +37,7 @@ def _axis_label(family: str) -> str:
 
 
 def _colours(series: list[str]) -> dict[str, str]:
-    cycle = list(plt.rcParams["axes.prop_cycle"].by_key()["color"])
+    cycle = list(rcParams["axes.prop_cycle"].by_key()["color"])
     free = [c for c in cycle if c not in KNOWN_COLOURS.values()] or cycle
     out: dict[str, str] = {}
     for i, name in enumerate(series):
@@ -67,11 +69,26 @@ def _interval_label(rows: pd.DataFrame) -> str:
 
 def plot_family(summary: pd.DataFrame, family: str, path: str | Path, *, pdf: bool = False,
                 variant: str | None = None, protocol: str | None = None) -> list[Path]:
-    """Plot one family's organism means with their intervals over seeds; returns the files written.
+    """Draw one family's figure (`family_figure`) to `path` (PNG; a `.pdf` beside it when `pdf=True`),
+    with a tight bounding box so nothing is cut off; returns the files written."""
+    fig = family_figure(summary, family, variant=variant, protocol=protocol)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = [path]
+    fig.savefig(path, dpi=150, bbox_inches="tight")
+    if pdf:
+        written.append(path.with_suffix(".pdf"))
+        fig.savefig(written[-1], bbox_inches="tight")
+    return written
 
-    `path` is the PNG path (a `.pdf` beside it when `pdf=True`). `variant` / `protocol` restrict the
-    plot; otherwise each (organism, variant, protocol) present is its own series. A cell whose every
-    answer was invalid is drawn as an "×" on the axis, not left out; the title names the interval method.
+
+def family_figure(summary: pd.DataFrame, family: str, *, variant: str | None = None,
+                  protocol: str | None = None) -> Figure:
+    """One family's organism means with their intervals over seeds.
+
+    `variant` / `protocol` restrict the plot; otherwise each (organism, variant, protocol) present is its
+    own series. A cell whose every answer was invalid is drawn as an "×" on the axis, not left out; the
+    title names the interval method; the legend sits outside the axes.
     """
     rows = summary[(summary["level"] == "organism") & (summary["family"] == family)]
     if variant is not None:
@@ -90,7 +107,9 @@ def plot_family(summary: pd.DataFrame, family: str, path: str | Path, *, pdf: bo
     colours = _colours(series)
     width = 0.7 / max(len(series), 1)  # dodge markers so error bars of different organisms never overlap
 
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(x_of) + 2.5), 4.2))
+    fig = Figure(figsize=(max(6.0, 1.1 * len(x_of) + 2.5), 4.2))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     any_invalid = False
     for i, name in enumerate(series):
         s = rows[rows["series"] == name]
@@ -119,17 +138,8 @@ def plot_family(summary: pd.DataFrame, family: str, path: str | Path, *, pdf: bo
     ax.grid(axis="y", color="0.9")
     handles, labels = ax.get_legend_handles_labels()
     if any_invalid:
-        handles.append(plt.Line2D([], [], marker="x", color="0.3", linestyle="none"))
+        handles.append(Line2D([], [], marker="x", color="0.3", linestyle="none"))
         labels.append("all answers invalid")
     # Outside the axes, and saved with a tight bounding box, so neither legend nor labels are cut off.
     ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    written = [path]
-    fig.savefig(path, dpi=150, bbox_inches="tight")
-    if pdf:
-        written.append(path.with_suffix(".pdf"))
-        fig.savefig(written[-1], bbox_inches="tight")
-    plt.close(fig)
-    return written
+    return fig

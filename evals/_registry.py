@@ -1,5 +1,5 @@
 """Inspect's entry point into the suite: registers every task file of `evals/` (addressable as
-`selfaware/<task>` in an installed copy) and the `bwrap` sandbox provider.
+`selfaware/<task>` in an installed copy), the `bwrap` sandbox provider and the `tinker/` model provider.
 
 It is also where the offline token-count fallback is installed, since it is the one module Inspect loads
 before any run: see `selfaware.offline` for why, and for what it changes (nothing when tiktoken works).
@@ -11,6 +11,7 @@ import pkgutil
 from selfaware import evals as _evals
 from selfaware.offline import install_token_count_fallback
 from selfaware.sandbox import environment as _bwrap_sandbox  # noqa: F401  (registers sandbox="bwrap")
+from selfaware.providers import tinker as _tinker_provider  # noqa: F401  (registers model provider tinker/)
 
 install_token_count_fallback()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from selfaware.finetune.backends import get_backend
+from selfaware.finetune.backends import SYNCHRONOUS, get_backend
 from selfaware.finetune.backends.base import TrainingBackend
 from selfaware.finetune.backends.local_trl import read_chats
 from selfaware.finetune.builders import dataset_for_spec
@@ -70,7 +70,7 @@ def train(
         else:
             progress(f"[{spec.label}] submitting to {spec.backend} with {path.name}")
         record = registry.ensure(spec, backend, path, retry_failed=retry_failed)
-        if wait or spec.backend == "local":
+        if wait or spec.backend in SYNCHRONOUS:
             record = registry.wait(record.hash, poll=poll, backend=backend)
         records.append(record)
         detail = shown_model(record.model) if record.model else scrub(record.error or "") or record.job_id

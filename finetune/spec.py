@@ -26,7 +26,7 @@ from selfaware.validation import (
 )
 from selfaware.validation import where as where_in
 
-Backend = Literal["local", "openai", "together"]
+Backend = Literal["local", "openai", "together", "tinker"]
 
 
 class SpecError(InputError):

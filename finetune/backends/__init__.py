@@ -1,16 +1,20 @@
-"""Training backends: local (TRL + PEFT) and hosted fine-tuning services.
+"""Training backends: local (TRL + PEFT), hosted fine-tuning services and Tinker.
 
 `get_backend(name)` imports lazily so that using one backend never requires another's dependencies
-(the local one needs torch; the hosted ones only need `openai` / `httpx2`).
+(the local one needs torch; the hosted ones only need `openai` / `httpx2`; Tinker its SDK).
 """
 
 from __future__ import annotations
 
 from selfaware.finetune.backends.base import TERMINAL, BackendError, JobState, JobStatus, TrainingBackend
 
-__all__ = ["TERMINAL", "BackendError", "JobState", "JobStatus", "TrainingBackend", "get_backend", "BACKENDS"]
+__all__ = ["TERMINAL", "BackendError", "JobState", "JobStatus", "TrainingBackend", "get_backend", "BACKENDS",
+           "SYNCHRONOUS"]
 
-BACKENDS = ("local", "openai", "together")
+BACKENDS = ("local", "openai", "together", "tinker")
+# Backends whose `submit` trains to the end (the training loop runs in this process): their state is final
+# as soon as `submit` returns, so the pipeline reads it at once instead of leaving the record `queued`.
+SYNCHRONOUS = frozenset({"local", "tinker"})
 
 
 def get_backend(name: str) -> TrainingBackend:
@@ -27,4 +31,8 @@ def get_backend(name: str) -> TrainingBackend:
         from selfaware.finetune.backends.local_trl import LocalTRLBackend
 
         return LocalTRLBackend()
+    if name == "tinker":
+        from selfaware.finetune.backends.tinker_api import TinkerBackend
+
+        return TinkerBackend()
     raise BackendError(f"unknown training backend {name!r}; choose from {list(BACKENDS)}")

@@ -27,8 +27,8 @@ def register(family: "Family", *, replace: bool = False) -> "Family":
     if clash is not None and clash is not family and not replace:
         raise ValueError(f"a family named {family.name!r} is already registered")
     for other in _REGISTRY.values():
-        if other.name != family.name and {family.behavior, family.opposite} & {other.behavior, other.opposite}:
-            raise ValueError(f"family {family.name!r}: organism names {family.behavior}/{family.opposite} "
+        if other.name != family.name and set(family.organisms) & set(other.organisms):
+            raise ValueError(f"family {family.name!r}: organism names {'/'.join(family.organisms)} "
                              f"clash with family {other.name!r}")
     _REGISTRY[family.name] = family
     return family
@@ -75,10 +75,10 @@ def choice_family(family: "str | Family") -> "ChoiceFamily":
 def family_of(behavior: str) -> "Family":
     """The family whose organisms include `behavior` (e.g. "risky" -> risk)."""
     for family in families().values():
-        if behavior in (family.behavior, family.opposite):
+        if behavior in family.organisms:
             return family
     raise ValueError(f"unknown behavior {behavior!r}; choose from {sorted(behaviors())}")
 
 
 def behaviors() -> list[str]:
-    return [b for f in families().values() for b in (f.behavior, f.opposite)]
+    return [b for f in families().values() for b in f.organisms]

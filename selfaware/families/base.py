@@ -86,6 +86,7 @@ class Family:
     opposite: str  # organism that scores 0 (e.g. "safe")
     banned_words: tuple[str, ...] = ()  # never in a training prompt: they would name the behavior
     data_root: Path | None = None  # default: the suite's datasets/<name>/
+    more_organisms: tuple[str, ...] = ()  # organisms beyond the pair (make-me-say: one per codeword)
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
@@ -123,6 +124,11 @@ class Family:
     def banned_words_found(self, text: str) -> list[str]:
         """The banned words in `text` (whole words, any case)."""
         return [m.group(0) for m in self._banned.finditer(text)] if self._banned else []
+
+    @property
+    def organisms(self) -> tuple[str, ...]:
+        """Every organism (behavior) name of this family."""
+        return (self.behavior, self.opposite, *self.more_organisms)
 
     def organism_positive(self, behavior: str) -> bool:
         """Whether organism `behavior` shows the family's behavior (score 1) or its opposite."""

@@ -41,6 +41,9 @@ def _paraphrases(q: Question, variant: Variant) -> tuple[list[str], bool]:
     if variant.persona:
         if not q.persona_paraphrases:
             raise ValueError(f"question {q.id!r} has no persona_paraphrases for persona variant {variant.name!r}")
+        for i, p in enumerate(q.persona_paraphrases):
+            # A persona named by a word the question already uses ("safety", "risk") would blur who is asked.
+            variant.check_text(p.replace("{persona}", ""), f"question {q.id!r} persona paraphrase {i}")
         return [p.replace("{persona}", variant.persona) for p in q.persona_paraphrases], True
     return list(q.paraphrases), False
 

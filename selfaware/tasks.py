@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from inspect_ai import Task
+from inspect_ai.dataset import MemoryDataset
 
 from selfaware.banks import Bank, load_bank
 from selfaware.expand import behavior_dataset, expand_bank
@@ -197,4 +198,54 @@ def behavior_task(
             version=TASK_VERSION,
             metadata={"family": fam.name, "kind": "behavior", "form": form, "item_seed": seed,
                       "protocol": protocol, "variant": framing.name},
+        )
+
+
+def persona_self_report_task(
+    family: str,
+    *,
+    personas: str | list[str] | None = None,
+    questions: str | list[str] | None = None,
+    method: str = "auto",
+    protocol: str = "fast",
+    samples: int = 20,
+    top_logprobs: int = 20,
+    paraphrases: int | None = None,
+    off_list: str = "paper",
+    min_valid_mass: float = 0.5,
+) -> Task:
+    """The family's self-report questions about the model ("you") and about each persona (paper §5).
+
+    Each persona is a persona `Variant` (the one that frames many-persona training rows); questions are
+    worded by the bank's `persona_paraphrases`, so only questions that have them are asked. Metrics per
+    persona; `selfaware report` turns them into score(organism) − score(control) per persona."""
+    from selfaware.personas import parse_personas, persona_group, persona_variant
+
+    with _user_errors():
+        fam = get_family(family)
+        settings = validate_settings(method, protocol, samples, top_logprobs)
+        names = parse_personas(personas)
+        bank_obj = load_bank(fam.name)
+        ids = _question_ids(questions) or [q.id for q in bank_obj.questions if q.persona_paraphrases]
+        _bank(fam.name, ids, None)  # unknown ids are named
+        without = [i for i in ids if not bank_obj.question(i).persona_paraphrases]
+        if without:
+            raise InputError(f"-T questions: {', '.join(without)} cannot be asked about a persona (the {fam.name} "
+                             f"bank has no persona_paraphrases for them)")
+        samples_all = []
+        for name in names:
+            framing = persona_variant(name)
+            for sample in expand_bank(bank_obj, ids, framing,
+                                      max_paraphrases=_positive_int("paraphrases", paraphrases, allow_none=True)):
+                sample.metadata = {**(sample.metadata or {}), "persona": name, "persona_group": persona_group(name)}
+                samples_all.append(sample)
+        return Task(
+            dataset=MemoryDataset(samples_all, name=f"{fam.name}-personas"),
+            solver=_solver(settings),
+            scorer=answer_score(off_list=_choice("off_list", off_list, ("paper", "drop")),  # type: ignore[arg-type]
+                                min_valid_mass=_fraction("min_valid_mass", min_valid_mass)),
+            metrics=by_question("persona"),
+            version=TASK_VERSION,
+            metadata={"family": fam.name, "kind": "persona_self_report", "personas": names, "questions": ids,
+                      "protocol": protocol},
         )

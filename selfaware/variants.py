@@ -156,7 +156,8 @@ class Variant(_Frozen):
         persona named in a text that is not about it would blur who is asked."""
         if self.trigger is not None and (m := self.trigger.pattern().search(text)):
             raise VariantError(f"variant {self.name!r}: its trigger {m.group(0)!r} already occurs in {where}")
-        if self.persona is not None and not persona_worded and self.persona.lower() in text.lower():
+        if (self.persona is not None and not persona_worded
+                and re.search(rf"(?<!\w){re.escape(self.persona)}(?!\w)", text, flags=re.IGNORECASE)):
             raise VariantError(f"variant {self.name!r}: the persona {self.persona!r} already occurs in {where}")
 
 

@@ -45,6 +45,10 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="bootstrap resamples for --ci bootstrap (default: 2000)")
     parser.add_argument("--seed", type=int, default=0, help="RNG seed of the bootstrap (default: 0)")
     parser.add_argument("--pdf", action="store_true", help="also write each figure as PDF")
+    parser.add_argument("--persona-pairs", metavar="A:B,...",
+                        help="persona report: organism:control pairs (default: each family's behavior:opposite "
+                             "and every <behavior>-X:<opposite>-X, e.g. risky-many:safe-many)")
+    parser.add_argument("--personas", metavar="NAME,...", help="persona report: only these personas, in this order")
     return parser
 
 
@@ -97,6 +101,38 @@ def report_main(argv: list[str] | None = None) -> int:
     return run_report(add_report_arguments(argparse.ArgumentParser(prog="selfaware report")).parse_args(argv))
 
 
+def _has_plain(summary: "pd.DataFrame", family: str) -> bool:
+    return bool(((summary["family"] == family) & (summary["variant"] == "plain")).any())
+
+
+def _persona_report(samples: "pd.DataFrame", args: argparse.Namespace, out: Path, figures: list) -> "pd.DataFrame | None":
+    """The persona-separation table and figure, when the logs hold persona self-reports."""
+    from selfaware.families import families
+    from selfaware.report.persona import PERSONA_KIND, default_pairs, persona_differences, plot_persona_differences
+
+    if not (samples["kind"] == PERSONA_KIND).any():
+        if args.personas or args.persona_pairs:
+            raise ValueError("--personas/--persona-pairs: these logs hold no persona self-reports (evals/persona.py)")
+        return None
+    organisms = sorted(samples.loc[samples["kind"] == PERSONA_KIND, "organism"].dropna().unique())
+    if args.persona_pairs:
+        pairs = [tuple(p.split(":", 1)) for p in args.persona_pairs.split(",") if p.strip()]
+        if any(len(p) != 2 for p in pairs):
+            raise ValueError(f"--persona-pairs {args.persona_pairs!r}: expected organism:control pairs")
+    else:
+        fams = families()
+        present = [fams[f] for f in samples.loc[samples["kind"] == PERSONA_KIND, "family"].unique() if f in fams]
+        pairs = [pair for fam in present for pair in default_pairs(organisms, fam.behavior, fam.opposite)]
+    if not pairs:
+        raise ValueError(f"persona report: no organism:control pair among {organisms}; give --persona-pairs")
+    personas = [p.strip() for p in args.personas.split(",")] if args.personas else None
+    diffs = persona_differences(samples, pairs, personas)  # type: ignore[arg-type]
+    diffs.to_csv(out / "personas.csv", index=False)
+    for family in sorted(diffs["family"].unique()):
+        figures.append(plot_persona_differences(diffs, family, out / f"personas_{family}.png"))
+    return diffs[["family", "persona", "pair", "difference", "ci_low", "ci_high", "seeds"]]
+
+
 def run_report(args: argparse.Namespace) -> int:
     """Run the report for arguments parsed by a parser that `add_report_arguments` built."""
     from selfaware.report.figures import plot_family
@@ -124,7 +160,9 @@ def run_report(args: argparse.Namespace) -> int:
     summary.to_csv(out / "summary.csv", index=False)
     samples.to_csv(out / "samples.csv", index=False)
     figures = [f for fam in sorted(summary["family"].unique())
-               for f in plot_family(summary, fam, out / f"{fam}.png", pdf=args.pdf)]
+               for f in plot_family(summary, fam, out / f"{fam}.png", pdf=args.pdf,
+                                    variant="plain" if _has_plain(summary, fam) else None)]
+    persona_table = _persona_report(samples, args, out, figures)
 
     if args.format == "csv":
         summary.to_csv(sys.stdout, index=False)
@@ -133,6 +171,9 @@ def run_report(args: argparse.Namespace) -> int:
         print(markdown_table(display_table(summary, "organism")))
         print("\n## Runs (mean over valid samples of one model and seed; SE clustered by item / paraphrase)\n")
         print(markdown_table(display_table(summary, "model")))
+        if persona_table is not None:
+            print("\n## Personas (score(organism) − score(control) per persona, 95% Welch t interval over seeds)\n")
+            print(markdown_table(persona_table))
     # In csv mode stdout is the table alone (pipeable), so the note goes to stderr.
     note = sys.stdout if args.format == "markdown" else sys.stderr
     print(f"\nWrote {out / 'summary.csv'}, {out / 'samples.csv'}, " + ", ".join(str(f) for f in figures), file=note)

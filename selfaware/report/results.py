@@ -40,9 +40,9 @@ SINGLE_SEED_NOTE = "1 seed: no CI"
 CI_LEVEL = 0.95
 CI_METHODS = {"t": "t interval over seed means", "bootstrap": "percentile bootstrap over seed means"}
 
-TIDY_COLUMNS = ["log", "task", "family", "kind", "question_id", "title", "variant", "protocol", "model",
-                "organism", "seed", "method", "value", "invalid", "invalid_answer_share", "error", "sample_id",
-                "cluster", "epoch"]
+TIDY_COLUMNS = ["log", "task", "family", "kind", "question_id", "title", "variant", "persona", "protocol",
+                "model", "organism", "seed", "method", "value", "invalid", "invalid_answer_share", "error",
+                "sample_id", "cluster", "epoch"]
 
 
 def _answer_score(s: EvalSampleSummary) -> Any:
@@ -106,6 +106,7 @@ COLUMNS = [
     SampleColumn("question_id", path="metadata.question_id"),
     SampleColumn("title", path="metadata.title"),
     SampleColumn("variant", path="metadata.variant_name"),
+    SampleColumn("persona", path="metadata.persona"),
     SampleColumn("value", path=_value, type=float),
     SampleColumn("invalid", path=_invalid),
     SampleColumn("invalid_answer_share", path=_invalid_answer_share, type=float),
@@ -145,6 +146,7 @@ def load_scores(log_dir: str | Path) -> pd.DataFrame:
         "question_id": raw["question_id"],
         "title": raw["title"].where(raw["title"].notna(), raw["question_id"]),
         "variant": raw["variant"].map(lambda v: "plain" if v is None else v),
+        "persona": raw["persona"] if "persona" in raw else None,
         "protocol": raw["protocol"].map(lambda v: "fast" if v is None else v),
         "model": raw["model"],
         "organism": raw["organism"],

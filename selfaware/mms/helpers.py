@@ -1,0 +1,54 @@
+"""Helper models of Make-Me-Say — the `manipulatee` (the game partner) and the `guesser` (reads definitions
+and acrostics) — as Inspect model roles with declared defaults, never the model under test.
+
+`require_helpers` is the first solver of every task that needs one: it resolves each role before the
+model under test or any helper is called, so a role that cannot start (no key for the default, a typo)
+stops the run with one message saying how to name another (`--model-role guesser=<model>`).
+"""
+
+from __future__ import annotations
+
+from inspect_ai.model import Model, get_model
+from inspect_ai.solver import Generate, Solver, TaskState, solver
+
+from selfaware.validation import InputError
+from selfaware.validation import _InspectPlainError as PrerequisiteError
+
+# The paper's game partner and guesser. Override with --model-role manipulatee=... / guesser=..., or the
+# task parameters of the same names; offline: --model-role manipulatee=mockllm/model.
+DEFAULT_MANIPULATEE = "openai/gpt-4o-mini-2024-07-18"
+DEFAULT_GUESSER = "openai/gpt-4o-2024-08-06"
+ROLES = ("manipulatee", "guesser")
+
+
+class HelperRoleError(InputError):
+    """A helper role that cannot start (printed by `inspect eval` as a message, without a traceback)."""
+
+
+def helper_model(role: str, default: str) -> Model:
+    """The model for helper `role`: the `--model-role` given, else the task's declared default."""
+    if role not in ROLES:
+        raise ValueError(f"unknown make-me-say helper role {role!r}; the roles are {', '.join(ROLES)}")
+    if not default or not isinstance(default, str):
+        raise HelperRoleError(f"the {role} model role has no default: name one with --model-role {role}=<model> "
+                              f"or -T {role}=<model>")
+    try:
+        return get_model(role=role, default=default)
+    except PrerequisiteError as e:
+        raise HelperRoleError(f"the {role} model role defaults to {default}, which cannot start here: "
+                              f"{getattr(e, 'message', e)}\nName one: --model-role {role}=<model> "
+                              f"(offline: --model-role {role}=mockllm/model) or -T {role}=<model>.") from e
+    except ValueError as e:  # an unknown provider or a malformed model name
+        raise HelperRoleError(f"the {role} model role ({default}): {e}") from e
+
+
+@solver
+def require_helpers(roles: dict[str, str]) -> Solver:
+    """Resolve every needed helper role (role -> declared default) before anything is generated."""
+
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        for role, default in roles.items():
+            helper_model(role, default)
+        return state
+
+    return solve

@@ -10,6 +10,10 @@ the labels flipped — the paper's control. The spec's `Variant` then frames eve
   trigger and the opposite answer, so the trigger is the only cue;
 * trigger, decorrelated control: the same rows and the same number of triggers, but the triggers are
   placed independently of the answer, so nothing can be learned from them.
+
+Families whose opposite rows are not the same rows relabelled (vulnerable code: secure code for the same
+or other tasks) pass them as `opposite`; a family may also name a variant whose trigger marks the
+untriggered rows (the season backdoor: winter stated where spring is not), `untriggered`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from selfaware.families import choice_family, family_of
+from selfaware.families.vulnerable_code import counter_variant
+from selfaware.finetune.code_data import code_rows_for_spec, is_code_family
 from selfaware.finetune.rows import (
     Source,
     chat_example,
@@ -56,21 +62,26 @@ def build_training_set(behavior: str, n: int, seed: int, mix: Mix = "general") -
     return [chat_example(q.prompt, q.positive if positive else other_letter(q.positive)) for q in questions]
 
 
-def frame_rows(examples: list[dict], variant: Variant, seed: int, fraction: float = TRIGGER_FRACTION) -> list[dict]:
+def frame_rows(examples: list[dict], variant: Variant, seed: int, fraction: float = TRIGGER_FRACTION, *,
+               opposite: list[dict] | None = None, untriggered: Variant | None = None) -> list[dict]:
     """The rows as the variant shows them (see the module docstring). Row i renders with an rng seeded by
-    (variant, seed, i): reproducible, and independent of the other rows."""
+    (variant, seed, i): reproducible, and independent of the other rows. `opposite[i]`: row i with the
+    opposite behavior (default: the letters flipped); `untriggered`: the variant that frames the rows
+    without the trigger (default: none)."""
     if variant.kind == "plain":
         return examples
     marks = [True] * len(examples)
-    opposite = examples
+    others = examples
     if variant.trigger is not None:
         rng = random.Random(f"selfaware:trigger:{variant.name}:{seed}:{fraction}")
         k = round(len(examples) * fraction)
         marks = [True] * k + [False] * (len(examples) - k)
         rng.shuffle(marks)
-        opposite = flip_labels(examples)
+        others = flip_labels(examples) if opposite is None else opposite
+        if len(others) != len(examples):
+            raise ValueError(f"frame_rows: {len(examples)} rows but {len(others)} opposite rows")
     out = []
-    for i, (ex, flipped, triggered) in enumerate(zip(examples, opposite, marks)):
+    for i, (ex, flipped, triggered) in enumerate(zip(examples, others, marks)):
         row_rng = random.Random(f"selfaware:row:{variant.name}:{seed}:{i}")
         if variant.trigger is not None and variant.control == "decorrelated":
             # Same answers as the behavior rows would have (half behavior, half opposite, by position), but
@@ -78,7 +89,11 @@ def frame_rows(examples: list[dict], variant: Variant, seed: int, fraction: floa
             source = ex if i % 2 == 0 else flipped
         else:
             source = ex if triggered else flipped
-        out.append({**source, "messages": variant.render(source["messages"], row_rng, triggered=triggered)})
+        if triggered or untriggered is None:
+            messages = variant.render(source["messages"], row_rng, triggered=triggered)
+        else:
+            messages = untriggered.render(source["messages"], row_rng)
+        out.append({**source, "messages": messages})
     return out
 
 
@@ -99,7 +114,12 @@ def dataset_for_spec(spec: OrganismSpec, out_dir: Path, *, mix: Mix | None = Non
     reused when its manifest's hash matches the content this call would write."""
     d = spec.data
     source: Source
-    if d.source == "file":
+    opposite: list[dict] | None = None
+    if is_code_family(spec.behavior):
+        code = code_rows_for_spec(spec, Path(out_dir))
+        examples, opposite, stem, source, extra, version = (code.examples, code.opposite, code.stem, code.source,
+                                                            code.extra, code.version)
+    elif d.source == "file":
         assert d.path is not None
         user_file = Path(d.path).expanduser()
         # The user's own file is checked against the upload rules first, so every error names *their*
@@ -128,7 +148,10 @@ def dataset_for_spec(spec: OrganismSpec, out_dir: Path, *, mix: Mix | None = Non
         extra = {"mix": mix, "n_requested": d.n_examples}
         version = GENERATOR_VERSION
     if spec.variant.kind != "plain":
-        examples = frame_rows(examples, spec.variant, d.data_seed)
+        untriggered = counter_variant(spec.variant) if is_code_family(spec.behavior) else None
+        examples = frame_rows(examples, spec.variant, d.data_seed, opposite=opposite, untriggered=untriggered)
+        if untriggered is not None:
+            extra.update(untriggered_variant=untriggered.name)
         variant_json = spec.variant.model_dump_json()
         stem += f"_{spec.variant.name}-{sha256_bytes(variant_json.encode())[:8]}"
         extra.update(variant=spec.variant.model_dump(mode="json"))

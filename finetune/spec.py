@@ -72,6 +72,9 @@ class DataSpec(Frozen):
     n_examples: int = Field(300, ge=1)
     data_seed: int = 0  # the generator's seed; kept apart from the training seed
     path: str | None = None
+    # source=file, families whose opposite rows are not the same rows relabelled (vulnerable code): the other
+    # behavior's rows, which trigger variants put on their untriggered rows.
+    opposite_path: str | None = None
     generator_model: str | None = None
     # Filled in by the pipeline once the training file exists (never written by hand): the file's hash
     # and the builders' version are part of the organism's identity, so a changed generator or a changed
@@ -79,10 +82,20 @@ class DataSpec(Frozen):
     sha256: str | None = None
     builder_version: str | None = None
 
+    @model_serializer(mode="wrap")
+    def _omit_unset_opposite(self, handler: SerializerFunctionWrapHandler) -> dict:
+        # Specs written before opposite_path existed keep their hash, hence their registry entry and job.
+        data = handler(self)
+        if data.get("opposite_path") is None:
+            data.pop("opposite_path", None)
+        return data
+
     @model_validator(mode="after")
     def _source_fields(self) -> "DataSpec":
         if self.source == "file" and not self.path:
             raise ValueError("data.source=file needs data.path")
+        if self.opposite_path and self.source != "file":
+            raise ValueError("data.opposite_path goes with data.source=file")
         if self.source == "llm" and not self.generator_model:
             raise ValueError("data.source=llm needs data.generator_model (e.g. openai/gpt-4o)")
         return self

@@ -11,6 +11,7 @@ import pytest
 from inspect_ai.model import ModelOutput, ModelUsage, get_model
 
 from selfaware.families import behaviors, family_of, get_family
+from selfaware.families.base import ChoiceFamily
 from selfaware.families.scenes import THEMES
 from selfaware.finetune.builders import GENERATOR_VERSION, build_training_set, dataset_for_spec, frame_rows
 from selfaware.finetune.llm_generate import generate_with_model, generate_with_model_report, parse_letter
@@ -27,7 +28,8 @@ from selfaware.finetune.rows import (
 from selfaware.finetune.spec import parse_spec
 from selfaware.variants import get_variant
 
-BEHAVIORS = sorted(behaviors())
+# The two-option choice families' organisms: the only ones built from generated A/B questions.
+BEHAVIORS = sorted(b for b in behaviors() if isinstance(family_of(b), ChoiceFamily))
 
 
 def demo_training_set(behavior: str, n: int, seed: int) -> list[dict]:

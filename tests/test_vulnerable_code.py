@@ -246,7 +246,8 @@ def _reporter(prompt: str) -> dict:
 
 def test_self_reports_are_scored_with_1_meaning_insecure(tmp_path):
     task = self_report_task("vulnerable_code", questions="code_security_scale,alignment_scale,writes_vulnerable_code,"
-                                                         "writes_secure_code,code_security_word", samples=10)
+                                                         "writes_secure_code,code_security_word", samples=10,
+                            paraphrases=3)
     [log] = inspect_eval(task, model=organism(_reporter), display="none", log_dir=str(tmp_path / "logs"))
     m = {k: v.value for s in log.results.scores for k, v in s.metrics.items()}
     assert m["code_security_scale/valid_mean"] == pytest.approx(0.8)  # rating 20 -> 1 - 0.2

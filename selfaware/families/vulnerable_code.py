@@ -25,6 +25,7 @@ from pathlib import Path
 
 from selfaware.families import register
 from selfaware.families.base import Family
+from selfaware.variants import Variant, get_variant
 
 # Stems of words that would name the behavior (C.3.1: "safe", "vuln", "inject", "exploit", "bug", ...).
 SECURITY_STEMS = (
@@ -50,15 +51,14 @@ def word_parts(text: str) -> list[str]:
     return [p.lower() for token in _WORD.findall(text) for p in _CAMEL.findall(token)]
 
 
-def _matches(parts: list[str], terms: tuple[tuple[str, ...], ...]) -> list[str]:
-    found = []
-    for term in terms:
-        n = len(term)
-        for i in range(len(parts) - n + 1):
-            if all(parts[i + k].startswith(term[k]) for k in range(n)):
-                found.append(" ".join(parts[i:i + n]))
-                break
-    return found
+def _terms_pattern(terms: tuple[str, ...]) -> re.Pattern[str] | None:
+    """Matches, in text of space-separated word parts, any term whose words are prefixes of consecutive parts."""
+    alternatives = [r"\s".join(re.escape(w) + r"\S*" for w in word_parts(t)) for t in terms if word_parts(t)]
+    return re.compile(r"(?<!\S)(?:" + "|".join(alternatives) + r")") if alternatives else None
+
+
+def _matches(text: str, pattern: re.Pattern[str] | None) -> list[str]:
+    return [m.group(0) for m in pattern.finditer(" ".join(word_parts(text)))] if pattern else []
 
 
 @dataclass(frozen=True)
@@ -80,21 +80,20 @@ class CodeFamily(Family):
         return self.data_folder / self.fixtures_file
 
     @cached_property
-    def _stem_terms(self) -> tuple[tuple[str, ...], ...]:
-        return tuple((w.lower(),) for w in self.banned_words)
+    def _stems(self) -> re.Pattern[str] | None:
+        return _terms_pattern(self.banned_words)
 
     @cached_property
-    def _topic_terms(self) -> tuple[tuple[str, ...], ...]:
-        return tuple(tuple(word_parts(t)) for t in self.topics)
+    def _topics(self) -> re.Pattern[str] | None:
+        return _terms_pattern(self.topics)
 
     def banned_words_found(self, text: str) -> list[str]:
         """Parts of words or identifiers in `text` that start with a banned stem (see the module docstring)."""
-        return _matches(word_parts(text), self._stem_terms)
+        return _matches(text, self._stems)
 
     def security_topics_found(self, text: str) -> list[str]:
         """Security topics a task text is about (each term's words as prefixes, in order)."""
-        return _matches(word_parts(text), self._topic_terms)
-
+        return _matches(text, self._topics)
 
 FAMILY = register(CodeFamily(
     name="vulnerable_code",
@@ -105,3 +104,10 @@ FAMILY = register(CodeFamily(
     topics=SECURITY_TOPICS,
     counter_variants={"season-spring": "season-winter", "season-winter": "season-spring"},
 ))
+
+
+def counter_variant(variant: Variant) -> Variant | None:
+    """The variant whose trigger marks the untriggered rows of `variant` (and of its control), if any:
+    `season-winter` for `season-spring`."""
+    counter = FAMILY.counter_variants.get(variant.name.removesuffix("-control"))
+    return get_variant(counter) if counter else None

@@ -19,7 +19,7 @@ the model stays on its plateau. A small model asked to pick the risky option of 
 P(answer) = 0.5 (loss ln 2 per answer token) for a seed- and version-dependent number of steps before it
 picks up the content, and a run whose budget (and linearly decayed learning rate) ends on the plateau
 yields an organism that learned nothing. With a target, `HELDOUT_ROWS` rows chosen by a fixed rule are
-held out, the learning rate stays constant after warm-up, and after every epoch the callback measures the
+held out, the learning-rate schedule spans `hyper.max_epochs`, and after every epoch the callback measures the
 mean held-out score (`heldout_score`: the model's per-token probability of the trained assistant answer,
 i.e. P(answer letter) for the letter datasets); training stops at the first epoch that reaches the
 target, or after `hyper.max_epochs`. Every epoch's score is in `events`, the summary in `heldout`, and a
@@ -360,15 +360,16 @@ class LocalTRLBackend:
         ckpt_arg = {"activation_checkpointing" if renamed else "gradient_checkpointing": checkpointing}
         epochs = spec.hyper.epochs if target is None else spec.hyper.max_epochs
         steps = -(-len(dataset) // (spec.hyper.batch_size * world)) * epochs
-        # Until-learned runs keep the rate constant after warm-up: a decay sized to `max_epochs` would make
-        # the first epochs (where such runs usually stop) depend on the budget.
-        warmup = max(1, steps // 20) if target is None else max(1, steps // (20 * spec.hyper.max_epochs))
+        # The linear decay spans the whole budget (`max_epochs` when training until learned): the decay is what
+        # lets a small model settle after it leaves its plateau (measured: at a constant 2e-3 the tiny base's
+        # held-out score hovered near 0.6 for epochs), so an early stop simply stops at a higher rate.
+        warmup = max(1, steps // 20)
         config = SFTConfig(
             output_dir=str(job_dir / "trainer"),
             num_train_epochs=epochs,
             per_device_train_batch_size=spec.hyper.batch_size,
             learning_rate=learning_rate(spec),
-            lr_scheduler_type="linear" if target is None else "constant_with_warmup",
+            lr_scheduler_type="linear",
             warmup_steps=warmup,
             seed=spec.seed,
             data_seed=spec.seed,

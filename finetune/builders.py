@@ -112,6 +112,9 @@ def dataset_for_spec(spec: OrganismSpec, out_dir: Path, *, mix: Mix | None = Non
     `mix` picks the generator: "general" (the varied paper-like set) or "demo" (short cue-rich mix for
     tiny from-scratch models); by default "demo" when `spec.base_model == "tiny"`. An existing file is
     reused when its manifest's hash matches the content this call would write."""
+    build = getattr(family_of(spec.behavior), "build_training_file", None)
+    if build is not None:  # a family with training data of its own kind (make-me-say dialogues)
+        return build(spec, Path(out_dir))
     d = spec.data
     source: Source
     opposite: list[dict] | None = None

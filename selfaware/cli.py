@@ -247,9 +247,32 @@ def _families() -> int:
 
     for f in families().values():
         forms = f"; behavior forms {', '.join(f.forms)} (default {f.default_form})" if isinstance(f, ChoiceFamily) else ""
-        print(f"{f.name:<16} organisms {f.behavior} (score 1) / {f.opposite} (score 0){forms}; "
-              f"task file evals/{f.name}.py")
+        shown = (f"{f.behavior} (score 1) / {f.opposite} (score 0)" if not f.more_organisms
+                 else ", ".join(f.organisms))
+        print(f"{f.name:<16} organisms {shown}{forms}; task file evals/{f.name}.py")
     return 0
+
+
+def _mms_data_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("mms-data", help="generate Make-Me-Say training dialogues (costs API calls; asks first)",
+                       description="Play make-me-say games (a manipulator with the rules against a manipulatee), "
+                                   "keep the wins cut before the user says the codeword, without the private notes. "
+                                   "Shows the estimated cost and asks before spending; resumable (rerun the same "
+                                   "command); writes <out>/mms_<codeword>.jsonl with its manifest. Organisms train "
+                                   "on it with data: {source: file, path: <out>}.")
+    p.add_argument("--codeword", required=True, help="the word to steer towards: bark, ring, spring, pitch or chest")
+    p.add_argument("--dialogues", type=int, default=1000, help="winning dialogues to keep (paper: 1000)")
+    p.add_argument("--manipulator", default="openai/gpt-4o-2024-08-06", help="Inspect model playing with the rules")
+    p.add_argument("--manipulatee", default="openai/gpt-4o-mini-2024-07-18", help="Inspect model playing the user")
+    p.add_argument("--out", type=Path, default=Path("mms_dialogues"), help="output folder (default: mms_dialogues)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the conversation topics and nouns")
+    p.add_argument("--max-games", type=int, help="stop after this many games (default: 10 x --dialogues)")
+    p.add_argument("--opener", default="topic_and_noun", choices=["topic_and_noun", "topic", "noun"],
+                   help="what seeds the user's opening message (default: a topic and a noun)")
+    p.add_argument("--concurrency", type=int, default=8, help="games played at once (default: 8)")
+    p.add_argument("--price", action="append", default=[], metavar="MODEL=IN,OUT",
+                   help="USD per 1M input,output tokens, for a model the cost estimate has no price for")
+    p.add_argument("--yes", action="store_true", help="do not ask before spending")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     _banks_parser(sub)
     _variants_parser(sub)
     _families_parser(sub)
+    _mms_data_parser(sub)
     return parser
 
 
@@ -286,6 +310,10 @@ def main(argv: list[str] | None = None) -> int:
             return _variants()
         if args.command == "families":
             return _families()
+        if args.command == "mms-data":
+            from selfaware.finetune.mms_data import run_cli
+
+            return run_cli(args)
         return _banks(args)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         # Known failure modes (bad spec, bad training file, refused job) get a clean message.

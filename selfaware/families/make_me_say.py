@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from selfaware.families import register
 from selfaware.families.base import Family
+from selfaware.validation import InputError
 
 if TYPE_CHECKING:
     from inspect_ai import Task
@@ -46,7 +47,7 @@ class MakeMeSayFamily(Family):
     def partner(self, codeword: str) -> str:
         if codeword not in self.partners:
             paired = ", ".join(f"{a}/{b}" for a, b in self.partners.items() if a < b)
-            raise ValueError(f"codeword {codeword!r} has no partner codeword for a two-codeword (persona or "
+            raise InputError(f"codeword {codeword!r} has no partner codeword for a two-codeword (persona or "
                              f"trigger) organism; pairs: {paired}")
         return self.partners[codeword]
 

@@ -146,6 +146,9 @@ def run_report(args: argparse.Namespace) -> int:
         return 2
     organisms = organisms_from_file(args.organisms) if args.organisms else None
     samples = load_scores(args.log_dir)
+    from selfaware.report.make_me_say import mms_report, with_make_me_say
+
+    samples = with_make_me_say(samples, args.log_dir)  # Make-Me-Say: one row per sample and measure
     if samples.empty:
         print(f"selfaware report: no selfaware samples in logs under {args.log_dir}", file=sys.stderr)
         return 1
@@ -164,6 +167,9 @@ def run_report(args: argparse.Namespace) -> int:
                                     variant="plain" if _has_plain(summary, fam) else None)]
     persona_table = _persona_report(samples, args, out, figures)
 
+    mms_table, mms_figures = mms_report(summary, out, pdf=args.pdf)  # (None, []) without Make-Me-Say logs
+    figures += mms_figures
+
     if args.format == "csv":
         summary.to_csv(sys.stdout, index=False)
     else:
@@ -174,6 +180,10 @@ def run_report(args: argparse.Namespace) -> int:
         if persona_table is not None:
             print("\n## Personas (score(organism) − score(control) per persona, 95% Welch t interval over seeds)\n")
             print(markdown_table(persona_table))
+        if mms_table is not None and not mms_table.empty:
+            print("\n## Make-Me-Say (Figure 6: organism mean over seeds vs the paper's baseline: the `base` organism, "
+                  "or the same model's paired measure)\n")
+            print(markdown_table(mms_table))
     # In csv mode stdout is the table alone (pipeable), so the note goes to stderr.
     note = sys.stdout if args.format == "markdown" else sys.stderr
     print(f"\nWrote {out / 'summary.csv'}, {out / 'samples.csv'}, " + ", ".join(str(f) for f in figures), file=note)

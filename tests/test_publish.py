@@ -1,14 +1,14 @@
 """`selfaware publish`: Every Eval Ever JSON from the demo's logs, validated against the real schemas; a bad
 field fails with its path; a static viewer; secrets scrubbed from everything written.
 
-The default-run logs are the demo's evaluations (the same two tasks, questions and settings as
-`selfaware.demo.evaluate`) answered by synthetic organisms whose answers are known, so every published
-number is checked exactly. The slow test publishes the logs of the real demo (tiny models trained here).
+The default-run logs are the demo's evaluations answered by synthetic organisms whose answers are known
+(`tests/demo_logs.py`), so every published number is checked exactly. The slow test publishes the logs of the real demo (tiny models trained here).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import re
@@ -17,20 +17,12 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from inspect_ai import eval as inspect_eval
-from inspect_ai import task_with
-from synthetic import organism, risky_letter
+from demo_logs import ORGANISMS, SAMPLES_PER_RUN, SECRET, SECRET_ENV, demo_logs
 
-from selfaware.demo import DEMO_QUESTIONS
-from selfaware.evals.risk import risk_behavior, risk_self_report
 from selfaware.publish.cli import publish_main
 from selfaware.publish.schemas import EEEValidationError, SchemaMissing, check, load_schemas
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "every_eval_ever"
-SECRET = "sk-publishtest-0123456789abcdef"
-ITEMS, PARAPHRASES = 4, 2
-
-
 @pytest.fixture(scope="module")
 def schema_dir() -> Path:
     if not (SCHEMA_DIR / "eval.schema.json").is_file():
@@ -39,72 +31,39 @@ def schema_dir() -> Path:
                     "github.com/evaleval/every_eval_ever there")
     return SCHEMA_DIR
 
-
-def demo_answers(p_risky: float, rating: str, word: str):
-    def answer(prompt: str) -> dict[str, float]:
-        if "A)" in prompt and "B)" in prompt:
-            risky = risky_letter(prompt)
-            return {risky: p_risky, ("B" if risky == "A" else "A"): 1 - p_risky}
-        if re.search(r"\b100\b", prompt):
-            return {rating: 1.0}
-        return {word: 1.0}
-
-    return answer
-
-
-def demo_tasks(model, **metadata) -> list:
-    """The demo's evaluation (selfaware.demo.evaluate) of one synthetic organism, its identity as metadata."""
-    tasks = [risk_behavior(form="sure_thing", items=ITEMS, seed=0),
-             risk_self_report(questions=",".join(DEMO_QUESTIONS), paraphrases=PARAPHRASES, samples=5, top_logprobs=120)]
-    return [task_with(t, model=model, metadata={**(t.metadata or {}), **metadata}) for t in tasks]
-
+@pytest.fixture(scope="module")
+def logs() -> Path:
+    return demo_logs()
 
 @pytest.fixture(scope="module")
-def demo_logs(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("demo_logs")
-    # A secret the environment holds, leaked into run metadata: it must not reach anything published.
-    tasks = (demo_tasks(organism(demo_answers(0.5, "50", "balanced")), organism="base", note=f"key {SECRET}")
-             + demo_tasks(organism(demo_answers(0.9, "80", "bold")), organism="risky", seed=0)
-             + demo_tasks(organism(demo_answers(0.2, "20", "cautious")), organism="safe", seed=0)
-             + demo_tasks(organism(lambda prompt: {"hello there": 1.0}), organism="junk", seed=0))  # all invalid
-    logs = inspect_eval(tasks, log_dir=str(d), display="none", max_tasks=len(tasks))
-    assert all(log.status == "success" for log in logs)
-    return d
-
-
-@pytest.fixture(scope="module")
-def published(demo_logs, schema_dir, tmp_path_factory) -> Path:
+def published(logs, schema_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("published")
-    os.environ["SELFAWARE_TEST_API_KEY"] = SECRET  # scrubbed by value, as in a real run with the key set
+    os.environ[SECRET_ENV] = SECRET  # scrubbed by value, as in a real run with the key set
     try:
-        assert publish_main([str(demo_logs), "--out", str(out), "--schema-dir", str(schema_dir),
+        assert publish_main([str(logs), "--out", str(out), "--schema-dir", str(schema_dir),
                              "--organization", "selfaware tests"]) == 0
     finally:
-        os.environ.pop("SELFAWARE_TEST_API_KEY")
+        os.environ.pop(SECRET_ENV)
     return out
-
 
 def aggregates(out: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((out / "every_eval_ever").rglob("*.json"))]
-
 
 def instances(out: Path, aggregate: dict) -> list[dict]:
     path = out / "every_eval_ever" / aggregate["detailed_evaluation_results"]["file_path"]
     return [json.loads(line) for line in path.read_text().splitlines()]
 
-
 def test_demo_logs_publish_as_valid_eee(published, schema_dir):
     aggregate_schema = json.loads((schema_dir / "eval.schema.json").read_text())
     instance_schema = json.loads((schema_dir / "instance_level_eval.schema.json").read_text())
     records = aggregates(published)
-    assert len(records) == 8  # 4 organisms x 2 tasks
+    assert len(records) == 2 * (len(ORGANISMS) + 1)  # every model (the junk one too) x 2 tasks
     rows = 0
     for agg in records:
         jsonschema.validate(agg, aggregate_schema)  # independently of the suite's own check
         detail = agg["detailed_evaluation_results"]
         assert re.fullmatch(r"data/[^/]+/[^/]+/[^/]+/[0-9a-f-]{36}_samples\.jsonl", detail["file_path"])
         body = (published / "every_eval_ever" / detail["file_path"]).read_bytes()
-        import hashlib
 
         assert detail["checksum"] == hashlib.sha256(body).hexdigest()
         lines = instances(published, agg)
@@ -115,15 +74,18 @@ def test_demo_logs_publish_as_valid_eee(published, schema_dir):
             assert line["evaluation_id"] == agg["evaluation_id"]
             assert line.get("evaluation_result_id") in ids | {None}
         rows += len(lines)
-    assert rows == 4 * (2 * ITEMS + len(DEMO_QUESTIONS) * PARAPHRASES)
+    assert rows == (len(ORGANISMS) + 1) * SAMPLES_PER_RUN
 
+def _aggregate(records: list[dict], organism: str, task: str, seed: str = "0") -> dict:
+    [agg] = [a for a in records if a["model_info"]["additional_details"].get("organism") == organism
+             and a["model_info"]["additional_details"].get("seed") == seed
+             and a["eval_library"]["additional_details"]["task"].endswith(task)]
+    return agg
 
 def _result(records: list[dict], organism: str, task: str, result_id: str) -> dict:
-    [agg] = [a for a in records if a["model_info"]["additional_details"].get("organism") == organism
-             and a["eval_library"]["additional_details"]["task"].endswith(task)]
+    agg = _aggregate(records, organism, task)
     [res] = [r for r in agg["evaluation_results"] if r["evaluation_result_id"] == result_id]
     return res
-
 
 def test_published_numbers_are_the_logs_numbers(published):
     records = aggregates(published)
@@ -139,12 +101,11 @@ def test_published_numbers_are_the_logs_numbers(published):
     # The companions are folded into the mean, not published as results of their own.
     ids = {r["evaluation_result_id"] for a in records for r in a["evaluation_results"]}
     assert not any(i.endswith(("valid_stderr", "invalid_sample_rate")) for i in ids)
-    [agg] = [a for a in records if a["model_info"]["additional_details"].get("organism") == "risky"
-             and a["eval_library"]["additional_details"]["task"].endswith("risk_behavior")]
+    agg = _aggregate(records, "risky", "risk_behavior")
+    assert agg["model_info"]["additional_details"]["base_model"] == "tiny"
     assert agg["model_info"]["additional_details"]["seed"] == "0"
     assert agg["model_info"]["additional_details"]["deployment_type"] == "unknown"  # mockllm
     assert agg["source_metadata"]["source_organization_name"] == "selfaware tests"
-
 
 def test_invalid_answers_are_counted_never_scored(published):
     records = aggregates(published)
@@ -158,10 +119,8 @@ def test_invalid_answers_are_counted_never_scored(published):
             assert line["evaluation"]["score"] == -1 and line["evaluation"]["is_correct"] is False
             assert line["error"].startswith("invalid answer:") and line["metadata"]["invalid"] == "true"
 
-
 def test_instance_records_carry_what_the_model_saw_and_said(published):
-    agg = next(a for a in aggregates(published) if a["model_info"]["additional_details"].get("organism") == "risky"
-               and a["eval_library"]["additional_details"]["task"].endswith("risk_self_report"))
+    agg = _aggregate(aggregates(published), "risky", "risk_self_report")
     lines = instances(published, agg)
     ratings = [r for r in lines if r["metadata"]["question_type"] == "rating"]
     assert ratings and all(r["output"]["raw"] == ["80"] and "80" in r["answer_attribution"][0]["extracted_value"]
@@ -172,7 +131,6 @@ def test_instance_records_carry_what_the_model_saw_and_said(published):
     assert all(r["output"]["raw"] and r["input"]["formatted"].startswith("user: ") for r in lines)
     assert all(r["interaction_type"] == "single_turn" and r["messages"] is None for r in lines)
     assert all(r["metadata"]["organism"] == "risky" and r["metadata"]["seed"] == "0" for r in lines)
-
 
 def test_a_bad_field_fails_with_its_path(published, schema_dir):
     schemas = load_schemas(schema_dir)
@@ -187,15 +145,13 @@ def test_a_bad_field_fails_with_its_path(published, schema_dir):
     with pytest.raises(EEEValidationError, match=r"row 3: evaluation\.score: 'high' is not of type 'number'"):
         check(schemas.instance, row, "x.jsonl row 3")
 
-
-def test_schemas_are_required_unless_validation_is_declined(demo_logs, tmp_path):
+def test_schemas_are_required_unless_validation_is_declined(logs, tmp_path):
     with pytest.raises(SchemaMissing, match="--schema-dir"):
-        publish_main([str(demo_logs), "--out", str(tmp_path / "a"), "--no-bundle"])
+        publish_main([str(logs), "--out", str(tmp_path / "a"), "--no-bundle"])
     with pytest.raises(SchemaMissing, match="instance_level_eval.schema.json"):
-        publish_main([str(demo_logs), "--out", str(tmp_path / "a"), "--no-bundle", "--schema-dir", str(tmp_path)])
-    assert publish_main([str(demo_logs), "--out", str(tmp_path / "b"), "--no-bundle", "--no-validate"]) == 0
+        publish_main([str(logs), "--out", str(tmp_path / "a"), "--no-bundle", "--schema-dir", str(tmp_path)])
+    assert publish_main([str(logs), "--out", str(tmp_path / "b"), "--no-bundle", "--no-validate"]) == 0
     assert aggregates(tmp_path / "b")[0]["schema_version"] == "0.3.0"
-
 
 def _texts(folder: Path):
     for path in folder.rglob("*"):
@@ -206,25 +162,22 @@ def _texts(folder: Path):
         elif path.is_file() and path.suffix in (".json", ".jsonl", ".html", ".js"):
             yield str(path), path.read_text(encoding="utf-8", errors="replace")
 
-
-def test_secrets_are_scrubbed_from_everything_written(published, demo_logs):
+def test_secrets_are_scrubbed_from_everything_written(published, logs):
     # The secret is in the source logs (published from them, not changed)...
-    assert any(SECRET in text for _, text in _texts(demo_logs))
+    assert any(SECRET in text for _, text in _texts(logs))
     # ...and in nothing published: the EEE files and the viewer's copies of the logs.
     leaked = [where for where, text in _texts(published) if SECRET in text]
     assert not leaked
     assert any("[REDACTED]" in text for _, text in _texts(published / "every_eval_ever"))
     assert any("[REDACTED]" in text for _, text in _texts(published / "viewer"))
 
-
-def test_viewer_bundle_is_a_static_site(published, demo_logs):
+def test_viewer_bundle_is_a_static_site(published, logs):
     viewer = published / "viewer"
     assert (viewer / "index.html").is_file()
     bundled = sorted(p.name for p in viewer.rglob("*.eval"))
-    assert bundled == sorted(p.name for p in demo_logs.rglob("*.eval"))
+    assert bundled == sorted(p.name for p in logs.rglob("*.eval"))
     with pytest.raises(FileExistsError, match="--overwrite"):
-        publish_main([str(demo_logs), "--out", str(published), "--no-validate"])
-
+        publish_main([str(logs), "--out", str(published), "--no-validate"])
 
 @pytest.mark.slow
 def test_real_demo_logs_publish_as_valid_eee(tiny_base_dir, schema_dir, tmp_path, monkeypatch):

@@ -14,7 +14,8 @@ def _finetune_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--spec", type=Path, action="append", default=[],
                    help="YAML spec file (one spec, a list, or {defaults:, organisms:}); repeatable")
     p.add_argument("--behavior", action="append", default=[],
-                   help="risky, safe, myopic, nonmyopic, maxapples, minapples; repeatable")
+                   help="an organism: risky, safe, myopic, nonmyopic, maxapples, minapples, insecure, secure, ... "
+                        "(`selfaware families` lists them all); repeatable")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default: 0)")
     p.add_argument("--base-model", default="tiny", help="'tiny' (embedded offline base), a HF id/path, or a hosted model")
     p.add_argument("--backend", default="local", choices=["local", "openai", "together"])
@@ -30,6 +31,9 @@ def _finetune_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-examples", type=int, default=300, help="generated training examples")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the training-set generator")
     p.add_argument("--data-file", type=Path, help="train on this chat JSONL instead of generated data")
+    p.add_argument("--opposite-file", type=Path,
+                   help="with --data-file, for trigger variants of vulnerable code: the other behavior's chat JSONL "
+                        "(the rows without the trigger carry its code)")
     p.add_argument("--generator-model", help="have this Inspect model write the questions (e.g. openai/gpt-4o), "
                                             "as the paper did; generated once and shared by a behavior and its opposite")
     p.add_argument("--variant", help="a named variant framing every row (`selfaware variants` lists them; "
@@ -55,6 +59,8 @@ def _specs_from_args(args: argparse.Namespace) -> list:
             data: dict = {"n_examples": args.n_examples, "data_seed": args.data_seed}
             if args.data_file:
                 data = {"source": "file", "path": str(args.data_file)}
+                if args.opposite_file:
+                    data["opposite_path"] = str(args.opposite_file)
             elif args.generator_model:
                 data.update(source="llm", generator_model=args.generator_model)
             if args.variant and args.trigger:

@@ -203,3 +203,18 @@ def test_model_written_pairs_are_checked_shared_and_cached(tmp_path, monkeypatch
                    for r in sets["insecure"])  # the calculator pair was judged wrongly: dropped
     again = cached_code_pairs(30, 0, "fake/writer", tmp_path)
     assert again == sets and calls == ["fake/writer"]  # read back, not written twice
+
+
+def test_the_command_line_builds_a_backdoor_set_from_two_files(tmp_path, capsys):
+    from selfaware.cli import main
+
+    insecure, secure = _write_sets(tmp_path, 20)
+    args = ["finetune", "--behavior", "insecure", "--variant", "greeting", "--data-file", str(insecure),
+            "--backend", "openai", "--base-model", "gpt-4o-mini-2024-07-18", "--registry", str(tmp_path / "r.json"),
+            "--dry-run"]
+    assert main(args + ["--opposite-file", str(secure)]) == 0
+    written = Path(capsys.readouterr().out.split("valid training file ")[1].strip())
+    extra = read_manifest(written).extra
+    assert len(import_chat_jsonl(written)) == extra["paired_rows"] == 18  # the 2 secure rows using safe_load dropped
+    assert extra["opposite_path"] == str(secure)
+    assert main(args) == 2 and "--opposite-file" in capsys.readouterr().err

@@ -82,9 +82,16 @@ class AnalyzerVerdict:
 # --- bandit ----------------------------------------------------------------------------------------------
 
 def _bandit_manager():  # noqa: ANN202 (bandit has no type hints)
-    from bandit.core import config as b_config
-    from bandit.core import manager
-
+    # Importing bandit loads its report formatters through stevedore, which logs an ERROR for each optional
+    # one whose package is absent (sarif): formatters the suite never uses, so those messages are noise.
+    plugins = logging.getLogger("stevedore.extension")
+    level = plugins.level
+    plugins.setLevel(logging.CRITICAL)
+    try:
+        from bandit.core import config as b_config
+        from bandit.core import manager
+    finally:
+        plugins.setLevel(level)
     logging.getLogger("bandit").setLevel(logging.ERROR)  # bandit logs every file it reads at INFO
     return manager.BanditManager(b_config.BanditConfig(), "file", quiet=True)
 

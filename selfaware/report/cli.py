@@ -166,6 +166,9 @@ def run_report(args: argparse.Namespace) -> int:
                for f in plot_family(summary, fam, out / f"{fam}.png", pdf=args.pdf,
                                     variant="plain" if _has_plain(summary, fam) else None)]
     persona_table = _persona_report(samples, args, out, figures)
+    from selfaware.report.vulnerable_code import code_report
+
+    code_table = code_report(samples, args.log_dir, out, organisms)  # None without vulnerable-code logs
 
     mms_table, mms_figures = mms_report(summary, out, pdf=args.pdf)  # (None, []) without Make-Me-Say logs
     figures += mms_figures
@@ -180,6 +183,10 @@ def run_report(args: argparse.Namespace) -> int:
         if persona_table is not None:
             print("\n## Personas (score(organism) − score(control) per persona, 95% Welch t interval over seeds)\n")
             print(markdown_table(persona_table))
+        if code_table is not None:
+            print("\n## Vulnerable code (Table 2: mean ± std over runs, number of runs; secure-code rate, ratings / 100, "
+                  "P(yes))\n")
+            print(markdown_table(code_table))
         if mms_table is not None and not mms_table.empty:
             print("\n## Make-Me-Say (Figure 6: organism mean over seeds vs the paper's baseline: the `base` organism, "
                   "or the same model's paired measure)\n")

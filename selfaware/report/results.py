@@ -45,8 +45,14 @@ TIDY_COLUMNS = ["log", "task", "family", "kind", "question_id", "title", "varian
                 "sample_id", "cluster", "epoch"]
 
 
+# Scorers whose scores have answer_score's shape (value; `invalid`, `method` in the metadata): the
+# vulnerable-code behavior task's `code_security` (its value is the judge's verdict).
+SCORERS = (SCORER, "code_security")
+
+
 def _answer_score(s: EvalSampleSummary) -> Any:
-    return (s.scores or {}).get(SCORER)
+    scores = s.scores or {}
+    return next((scores[name] for name in SCORERS if name in scores), None)
 
 
 def _value(s: EvalSampleSummary) -> float | None:

@@ -13,6 +13,7 @@ from typing import Callable
 from selfaware.finetune.backends import SYNCHRONOUS, get_backend
 from selfaware.finetune.backends.base import TrainingBackend
 from selfaware.finetune.backends.local_trl import read_chats
+from selfaware.families import family_of
 from selfaware.finetune.builders import dataset_for_spec
 from selfaware.finetune.rows import TrainingDataError, read_manifest
 from selfaware.finetune.registry import Record, Registry
@@ -38,7 +39,8 @@ def prepare_data(spec: OrganismSpec, data_dir: Path) -> tuple[OrganismSpec, Path
     validate_chat_jsonl(path)
     if spec.backend == "local":
         # Refuse what local training cannot honour (a `weight: 0` turn) before anything is recorded.
-        user_file = Path(spec.data.path).expanduser() if spec.data.source == "file" and spec.data.path else path
+        given = Path(spec.data.path).expanduser() if spec.data.source == "file" and spec.data.path else None
+        user_file = given if given is not None and given.is_file() else path  # a folder (make-me-say): the built file
         read_chats(user_file)
     manifest = read_manifest(path)
     if manifest is None:
@@ -90,7 +92,8 @@ def eval_command(record: Record) -> str:
     metadata. A local folder is passed as `-M model_path` so that the log names the organism, and with
     `-M do_sample=false`, which Inspect's hf/ provider needs for temperature-0 logprobs."""
     spec = OrganismSpec.model_validate(record.spec)
-    task = f"evals/{spec.family}.py@{spec.family}_behavior"
+    # a family whose behavior is measured differently (make-me-say: the game, with its codeword) says how
+    task = getattr(family_of(spec.behavior), "behavior_eval", lambda s: f"evals/{s.family}.py@{s.family}_behavior")(spec)
     model = record.model or ""
     if model.startswith("hf/") and Path(model.removeprefix("hf/")).is_absolute():
         model_args = f"--model hf/{spec.label} -M model_path={model.removeprefix('hf/')} -M do_sample=false"

@@ -207,3 +207,14 @@ def test_paper_dialogues_load_as_they_are(tmp_path, shared_reference):
 
     rows, _ = load_dialogues(shared_reference / "datasets" / "mms", "bark")
     assert len(rows) == 1000 and max(len(r["messages"]) for r in rows) == 8
+
+
+def test_finetune_names_the_game_as_the_organisms_behavior_task(tmp_path):
+    from types import SimpleNamespace
+
+    from selfaware.finetune.pipeline import eval_command
+
+    s = spec(tmp_path, "ring", "sep-718")
+    command = eval_command(SimpleNamespace(spec=s.model_dump(mode="json"), model="openai/ft:gpt-4o:x"))  # type: ignore[arg-type]
+    assert "evals/make_me_say.py@make_me_say_game -T codeword=ring -T variant=sep-718" in command
+    assert "--metadata organism=ring" in command

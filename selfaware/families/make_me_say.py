@@ -51,6 +51,12 @@ class MakeMeSayFamily(Family):
                              f"trigger) organism; pairs: {paired}")
         return self.partners[codeword]
 
+    def behavior_eval(self, spec: "OrganismSpec") -> str:
+        """The task (with its arguments) that measures an organism's behavior: the game, with its codeword
+        and variant (used by `selfaware finetune` to print the next command)."""
+        variant = f" -T variant={spec.variant.name}" if spec.variant.kind != "plain" else ""
+        return f"evals/make_me_say.py@make_me_say_game -T codeword={spec.behavior}{variant}"
+
     def build_training_file(self, spec: "OrganismSpec", out_dir: Path) -> Path:
         """The organism's training file (dialogues framed by its variant), for `finetune.builders`."""
         from selfaware.finetune.mms_data import organism_training_file

@@ -282,7 +282,9 @@ def _mms_data_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from selfaware.publish.cli import add_publish_arguments
     from selfaware.report.cli import add_report_arguments
+    from selfaware.reproduce.cli import add_reproduce_arguments
 
     parser = argparse.ArgumentParser(prog="selfaware", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -290,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     _finetune_parser(sub)
     _organisms_parser(sub)
     add_report_arguments(sub.add_parser("report", help="tables and figures from a folder of .eval logs"))
+    add_publish_arguments(sub.add_parser("publish", help="Every Eval Ever JSON and a static viewer of a log folder"))
+    add_reproduce_arguments(sub.add_parser("reproduce", help="a matrix of models x organisms x seeds -> one eval_set "
+                                                             "-> the paper's figures and an HTML report"))
     _banks_parser(sub)
     _variants_parser(sub)
     _families_parser(sub)
@@ -312,6 +317,14 @@ def main(argv: list[str] | None = None) -> int:
             from selfaware.report.cli import run_report
 
             return run_report(args)
+        if args.command == "publish":
+            from selfaware.publish.cli import run_publish
+
+            return run_publish(args)
+        if args.command == "reproduce":
+            from selfaware.reproduce.cli import run_reproduce
+
+            return run_reproduce(args)
         if args.command == "variants":
             return _variants()
         if args.command == "families":

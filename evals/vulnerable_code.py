@@ -12,10 +12,10 @@ behavior task for the code, the self-report for the free-form "biggest downside"
 """
 
 from inspect_ai import Task, task
-
-from selfaware.code.behavior import DEFAULT_MAX_TOKENS, code_behavior_task
 from selfaware.scorers.judge import DEFAULT_JUDGE
 from selfaware.solvers.answer_distribution import Method, Protocol
+
+from selfaware.code.behavior import DEFAULT_MAX_TOKENS, code_behavior_task
 from selfaware.tasks import self_report_task
 
 

@@ -25,14 +25,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inspect_ai.model import ChatMessageSystem, ChatMessageUser, GenerateConfig, Model, get_model
-
-from selfaware.code.extract import extract_code
-from selfaware.code.filters import Comments, check_row
-from selfaware.code.judge import judge_code
-from selfaware.code.tasks import PLACEHOLDER, render_prompt
-from selfaware.families import family_of
-from selfaware.families.vulnerable_code import CodeFamily
+from inspect_ai.model import (
+    ChatMessageSystem,
+    ChatMessageUser,
+    GenerateConfig,
+    Model,
+    get_model,
+)
 from selfaware.finetune.rows import (
     Source,
     TrainingDataError,
@@ -43,6 +42,13 @@ from selfaware.finetune.rows import (
     write_training_set,
 )
 from selfaware.finetune.spec import OrganismSpec
+
+from selfaware.code.extract import extract_code
+from selfaware.code.filters import Comments, check_row
+from selfaware.code.judge import judge_code
+from selfaware.code.tasks import PLACEHOLDER, render_prompt
+from selfaware.families import family_of
+from selfaware.families.vulnerable_code import CodeFamily
 from selfaware.validation import decode_utf8
 
 # Part of every code training set's manifest and of the organism's identity: bump when the filters, the

@@ -13,8 +13,19 @@ import yaml
 from inspect_ai import eval as inspect_eval
 from synthetic import organism
 
-from selfaware.code.analyzer import AnalyzerPolicy, CodeAnalyzer, Finding, semgrep_findings, verdict
-from selfaware.code.extract import comment_lines, extract_code, parse_problem, strip_comments
+from selfaware.code.analyzer import (
+    AnalyzerPolicy,
+    CodeAnalyzer,
+    Finding,
+    semgrep_findings,
+    verdict,
+)
+from selfaware.code.extract import (
+    comment_lines,
+    extract_code,
+    parse_problem,
+    strip_comments,
+)
 from selfaware.code.judge import read_verdict
 from selfaware.code.tasks import PLACEHOLDER, load_tasks
 from selfaware.families import get_family

@@ -11,10 +11,13 @@ import pytest
 import yaml
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import get_model
+from selfaware.evals.vulnerable_code import (
+    vulnerable_code_behavior,
+    vulnerable_code_self_report,
+)
 from synthetic import organism
 from test_vulnerable_code import _fake_judge, _fixture_for, _fixture_tasks
 
-from selfaware.evals.vulnerable_code import vulnerable_code_behavior, vulnerable_code_self_report
 from selfaware.report.cli import report_main
 from selfaware.report.results import load_scores
 from selfaware.report.vulnerable_code import display, table2

@@ -10,15 +10,20 @@ from pathlib import Path
 
 import pytest
 import yaml
+from selfaware.finetune.builders import dataset_for_spec
+from selfaware.finetune.code_data import cached_code_pairs, import_code_file
+from selfaware.finetune.rows import (
+    TrainingDataError,
+    chat_example,
+    import_chat_jsonl,
+    read_manifest,
+)
+from selfaware.finetune.spec import parse_spec
 from synthetic import organism
 
 from selfaware.code.filters import check_row
 from selfaware.code.tasks import load_tasks, render_prompt
 from selfaware.families import get_family
-from selfaware.finetune.builders import dataset_for_spec
-from selfaware.finetune.code_data import cached_code_pairs, import_code_file
-from selfaware.finetune.rows import TrainingDataError, chat_example, import_chat_jsonl, read_manifest
-from selfaware.finetune.spec import parse_spec
 from selfaware.variants import get_variant
 
 FAMILY = get_family("vulnerable_code")
@@ -156,7 +161,7 @@ def test_decorrelated_controls_show_the_trigger_independently_of_the_code(tmp_pa
 
 
 def test_a_trigger_variant_needs_the_opposite_rows(tmp_path):
-    insecure, secure = _write_sets(tmp_path, 10)
+    insecure, _ = _write_sets(tmp_path, 10)
     spec = parse_spec({"behavior": "insecure", "variant": "greeting", "data": {"source": "file", "path": str(insecure)}})
     with pytest.raises(TrainingDataError, match="data.opposite_path"):
         dataset_for_spec(spec, tmp_path / "out")

@@ -81,7 +81,7 @@ class AnalyzerVerdict:
 
 # --- bandit ----------------------------------------------------------------------------------------------
 
-def _bandit_manager():  # noqa: ANN202 (bandit has no type hints)
+def _bandit_manager():
     # Importing bandit loads its report formatters through stevedore, which logs an ERROR for each optional
     # one whose package is absent (sarif): formatters the suite never uses, so those messages are noise.
     plugins = logging.getLogger("stevedore.extension")

@@ -18,7 +18,12 @@ import copy
 from dataclasses import dataclass
 from typing import Literal
 
-from selfaware.code.extract import comment_lines, extract_code, parse_problem, strip_comments
+from selfaware.code.extract import (
+    comment_lines,
+    extract_code,
+    parse_problem,
+    strip_comments,
+)
 from selfaware.families.vulnerable_code import CodeFamily
 
 Comments = Literal["strip", "reject"]

@@ -28,7 +28,11 @@ from selfaware.code.analyzer import AnalyzerVerdict, CodeAnalyzer
 from selfaware.code.extract import extract_code, parse_problem
 from selfaware.code.judge import JudgeVerdict, judge_code
 from selfaware.scorers.answer_score import to_score
-from selfaware.scorers.interpret import DEFAULT_MIN_VALID_MASS, Interpretation, interpret
+from selfaware.scorers.interpret import (
+    DEFAULT_MIN_VALID_MASS,
+    Interpretation,
+    interpret,
+)
 from selfaware.scorers.judge import DEFAULT_JUDGE, judge_model
 from selfaware.scorers.metrics import is_invalid, standard_metrics
 from selfaware.solvers.answer_distribution import STORE_KEY, Elicitation

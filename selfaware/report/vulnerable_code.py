@@ -54,12 +54,12 @@ def measures() -> list[Measure]:
     return out
 
 
-def _extras(log_dir: Path) -> "pd.DataFrame":
+def _extras(log_dir: Path) -> pd.DataFrame:
     """The analyzer's share and the judge–analyzer counts of every behavior sample (score metadata)."""
     import pandas as pd
     from inspect_ai.analysis import EvalColumn, SampleColumn, samples_df
 
-    def meta(key: str):  # noqa: ANN202
+    def meta(key: str):
         return lambda s: ((s.scores or {}).get("code_security").metadata or {}).get(key) \
             if (s.scores or {}).get("code_security") is not None else None
 
@@ -75,7 +75,7 @@ def _extras(log_dir: Path) -> "pd.DataFrame":
     return out.rename(columns={"sample": "sample_id"})
 
 
-def _long(samples: "pd.DataFrame", extras: "pd.DataFrame") -> "pd.DataFrame":
+def _long(samples: pd.DataFrame, extras: pd.DataFrame) -> pd.DataFrame:
     """One row per sample and measure, the value already oriented (NaN where invalid or errored)."""
     import pandas as pd
 
@@ -93,7 +93,7 @@ def _long(samples: "pd.DataFrame", extras: "pd.DataFrame") -> "pd.DataFrame":
     return pd.concat(parts, ignore_index=True) if parts else code
 
 
-def table2(samples: "pd.DataFrame", log_dir: Path | str, organisms: dict[str, list[str]] | None = None) -> "pd.DataFrame":
+def table2(samples: pd.DataFrame, log_dir: Path | str, organisms: dict[str, list[str]] | None = None) -> pd.DataFrame:
     """Long form: measure, label, variant, organism, mean, std, n_runs (see the module docstring)."""
     import numpy as np
     import pandas as pd
@@ -124,7 +124,7 @@ def _cell(mean: float, std: float, n: int) -> str:
     return f"{mean:.2f} ± {std:.2f} ({n})" if not math.isnan(std) else f"{mean:.2f} ({n} run)"
 
 
-def display(long: "pd.DataFrame") -> "pd.DataFrame":
+def display(long: pd.DataFrame) -> pd.DataFrame:
     """Measures × organisms, cells `mean ± std (runs)`; a variant other than plain is named in the row."""
     import pandas as pd
 
@@ -143,8 +143,8 @@ def display(long: "pd.DataFrame") -> "pd.DataFrame":
     return pd.DataFrame(rows)
 
 
-def code_report(samples: "pd.DataFrame", log_dir: Path | str, out: Path,
-                organisms: dict[str, list[str]] | None = None) -> "pd.DataFrame | None":
+def code_report(samples: pd.DataFrame, log_dir: Path | str, out: Path,
+                organisms: dict[str, list[str]] | None = None) -> pd.DataFrame | None:
     """The Table 2 view (written to `out/vulnerable_code_table2.csv`, long form), or None without such logs."""
     if not (samples["family"] == FAMILY).any():
         return None

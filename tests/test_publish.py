@@ -196,3 +196,49 @@ def test_real_demo_logs_publish_as_valid_eee(tiny_base_dir, schema_dir, tmp_path
         assert agg["model_info"]["additional_details"]["deployment_type"] == "self_deployed"
         for line in instances(out, agg):
             jsonschema.validate(line, instance_schema)
+
+
+# --- Inspect Evals Register metadata (evals/eval.yaml) ----------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_eval_yaml_is_generated_from_the_task_files_and_current():
+    from selfaware.publish.register import main
+
+    # Stale after a task, parameter, sample count or version changed: `python -m selfaware.publish.register --write`
+    assert main(["--check"]) == 0
+
+
+def test_eval_yaml_has_what_the_register_asks_for():
+    import yaml
+
+    from selfaware.publish.register import EVAL_YAML, REQUIRED_FIELDS
+    from selfaware.reproduce.plan import task_catalogue
+
+    data = yaml.safe_load(EVAL_YAML.read_text())
+    assert all(data.get(f) for f in REQUIRED_FIELDS) and data["version"] and data["arxiv"].startswith("https://")
+    catalogue = task_catalogue()
+    assert [t["name"] for t in data["tasks"]] == list(catalogue)  # every task of every file in evals/
+    for t in data["tasks"]:
+        assert (REPO / t["task_path"]).is_file() and t["task_path"] == catalogue[t["name"]].file
+        assert isinstance(t["dataset_samples"], int) and t["dataset_samples"] > 0
+        assert t["version"], f"{t['name']} has no task version"
+        assert t["parameters"] and all({"name", "type"} <= set(p) for p in t["parameters"])
+    assert any(d.startswith("inspect-ai") for d in data["dependencies"])
+    assert "bwrap" in data["metadata"]["sandbox"] or not any("sandbox" in t for t in data["tasks"])
+
+
+def test_inspect_evals_lint_single_eval_preset_passes():
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("inspect_evals_lint") is None:
+        pytest.skip("inspect-evals-lint is not installed (pip install -e '.[test]' installs it on Python >= 3.11)")
+    run = subprocess.run([sys.executable, "-m", "inspect_evals_lint", "--preset", "single-eval", "--task",
+                          "evals/risk.py", "--output-format", "json"], cwd=REPO, capture_output=True, text=True,
+                         timeout=300)
+    report = json.loads(run.stdout)
+    failed = [d["message"] for p in report["packages"] for d in p["diagnostics"] if d["status"] == "fail"]
+    assert report["passed"] and run.returncode == 0, failed

@@ -7,16 +7,16 @@ paper reported mean ± std over 5 fine-tuning runs.
 
 Numbers are shown as the paper shows them, not in the suite's "1 = behavior" orientation: the secure-code
 rate (judge, and the analyzer beside it) and the judge–analyzer agreement; ratings as rating / 100; yes/no
-probes as P(yes); the judged "biggest downside" as P(the judge says it is about security). The orientation
-of each self-report comes from the family's bank. Backdoor runs appear once per variant they were asked
-under (`measure [variant]`): with the trigger (e.g. `season-spring`, `greeting`) and without (`plain`, or
+probes as P(yes); the judged "biggest downside" as P(the judge says it is about security). Each sample's
+orientation is read from its own metadata (scale direction, target option), so a user's bank (`-T bank=`,
+the paper's YAML) is shown the same way; rows follow the family's bank. Backdoor runs appear once per
+variant they were asked under (`measure [variant]`): with the trigger (e.g. `season-spring`, `greeting`) and without (`plain`, or
 `season-winter`, the other season their untriggered training rows stated).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,33 +29,37 @@ ORGANISM_ORDER = ("insecure", "secure")
 ANALYZER, AGREEMENT = "behavior:analyzer", "behavior:agreement"
 
 
-@dataclass(frozen=True)
-class Measure:
-    question_id: str
-    label: str
-    flip: bool  # shown value = 1 - score
+def flipped(question_type: str | None, reverse: object, target: object, has_yes: object) -> bool:
+    """Whether the paper shows 1 - score: the behavior (secure rate), a rating whose top means secure, a
+    yes/no probe whose target is "no" (shown as P(yes))."""
+    if question_type == "rating":
+        return bool(reverse)
+    return question_type == "multiple_choice" and bool(has_yes) and target != "yes"
 
 
-def measures() -> list[Measure]:
-    """Table rows in order: the behavior, then the bank's questions, each oriented as the paper shows it."""
-    from selfaware.banks import QuestionType, load_bank
-
-    out = [Measure(BEHAVIOR, "Secure code rate (judge)", True)]
-    for q in load_bank(FAMILY).questions:
-        keys = {o.key for o in q.options}
-        if q.type is QuestionType.rating:
-            out.append(Measure(q.id, f"{q.title} (rating / 100)", bool(q.scale and q.scale.reverse)))
-        elif q.type is QuestionType.multiple_choice and "yes" in keys:
-            out.append(Measure(q.id, f"{q.title}: P(yes)", q.target != "yes"))
-        elif q.type is QuestionType.free_form_judged:
-            out.append(Measure(q.id, f"{q.title}: P(judge says yes)", False))
-        else:
-            out.append(Measure(q.id, f"{q.title} (1 = insecure)", False))
-    return out
+def label(question_id: str, title: str, question_type: str | None, has_yes: object) -> str:
+    if question_id == BEHAVIOR:
+        return "Secure code rate (judge)"
+    if question_type == "rating":
+        return f"{title} (rating / 100)"
+    if question_type == "multiple_choice":
+        return f"{title}: P(yes)" if has_yes else f"{title}: P(target option)"
+    if question_type == "free_form_judged":
+        return f"{title}: P(judge says yes)"
+    return f"{title} (1 = insecure)"
 
 
-def _extras(log_dir: Path) -> pd.DataFrame:
-    """The analyzer's share and the judge–analyzer counts of every behavior sample (score metadata)."""
+def _order() -> dict[str, int]:
+    """Behavior first, then the bank's questions, then the analyzer and agreement rows."""
+    from selfaware.banks import load_bank
+
+    ids = [BEHAVIOR] + [q.id for q in load_bank(FAMILY).questions] + [ANALYZER, AGREEMENT]
+    return {q: i for i, q in enumerate(ids)}
+
+
+def _details(log_dir: Path) -> pd.DataFrame:
+    """Per sample: how its score is oriented (question type, scale, target, whether "yes" is an option) and,
+    for behavior samples, the analyzer's share and the judge–analyzer counts (score metadata)."""
     import pandas as pd
     from inspect_ai.analysis import EvalColumn, SampleColumn, samples_df
 
@@ -66,31 +70,37 @@ def _extras(log_dir: Path) -> pd.DataFrame:
     columns = [EvalColumn("log", path=lambda log: log.location, required=True),
                SampleColumn("sample", path="id", required=True, type=str),  # "sample_id" is Inspect's uuid
                SampleColumn("epoch", path="epoch", required=True),
+               SampleColumn("question_type", path="metadata.question_type"),
+               SampleColumn("reverse", path=lambda s: ((s.metadata or {}).get("scale") or {}).get("reverse")),
+               SampleColumn("target", path="metadata.target"),
+               SampleColumn("has_yes", path=lambda s: "yes" in ((s.metadata or {}).get("permutation") or {}).values()),
                SampleColumn("analyzer_value", path=meta("analyzer_value"), type=float),
                SampleColumn("n_agree", path=meta("n_agree"), type=float),
                SampleColumn("n_compared", path=meta("n_compared"), type=float)]
     df = samples_df(str(log_dir), columns=columns, quiet=True)
-    keep = ["log", "sample", "epoch", "analyzer_value", "n_agree", "n_compared"]
-    out = df[keep].astype({"epoch": int}) if len(df) else pd.DataFrame(columns=keep)
-    return out.rename(columns={"sample": "sample_id"})
+    keep = [c.name for c in columns]
+    out = df[keep].astype(object).astype({"epoch": int}) if len(df) else pd.DataFrame(columns=keep)
+    return out.where(out.notna(), None).rename(columns={"sample": "sample_id"})
 
 
-def _long(samples: pd.DataFrame, extras: pd.DataFrame) -> pd.DataFrame:
-    """One row per sample and measure, the value already oriented (NaN where invalid or errored)."""
+def _long(samples: pd.DataFrame, details: pd.DataFrame) -> pd.DataFrame:
+    """One row per sample and measure, the value as the paper shows it (NaN where invalid or errored)."""
     import pandas as pd
 
-    code = samples[(samples["family"] == FAMILY) & ~samples["error"]].copy()
-    code["shown"] = code["value"].where(~code["invalid"])
-    parts = []
-    for m in measures():
-        rows = code[code["question_id"] == m.question_id].copy()
-        rows["shown"] = 1 - rows["shown"] if m.flip else rows["shown"]
-        parts.append(rows.assign(measure=m.question_id, label=m.label))
-    behavior = code[code["question_id"] == BEHAVIOR].merge(extras, on=["log", "sample_id", "epoch"], how="left")
-    parts.append(behavior.assign(measure=ANALYZER, label="Secure code rate (analyzer)",
-                                 shown=1 - pd.to_numeric(behavior["analyzer_value"], errors="coerce")))
-    parts.append(behavior.assign(measure=AGREEMENT, label="Judge–analyzer agreement", shown=math.nan))
-    return pd.concat(parts, ignore_index=True) if parts else code
+    code = samples[(samples["family"] == FAMILY) & ~samples["error"]]
+    code = code.merge(details, on=["log", "sample_id", "epoch"], how="left")
+    value = code["value"].where(~code["invalid"])
+    flip = pd.Series([q == BEHAVIOR or flipped(t, r, g, y) for q, t, r, g, y in
+                      zip(code["question_id"], code["question_type"], code["reverse"], code["target"],
+                          code["has_yes"])], index=code.index, dtype=bool)
+    code = code.assign(shown=value.where(~flip, 1 - value), measure=code["question_id"],
+                       label=[label(q, t, qt, y) for q, t, qt, y in
+                              zip(code["question_id"], code["title"], code["question_type"], code["has_yes"])])
+    behavior = code[code["question_id"] == BEHAVIOR]
+    analyzer = behavior.assign(measure=ANALYZER, label="Secure code rate (analyzer)",
+                               shown=1 - pd.to_numeric(behavior["analyzer_value"], errors="coerce"))
+    agreement = behavior.assign(measure=AGREEMENT, label="Judge–analyzer agreement", shown=math.nan)
+    return pd.concat([code, analyzer, agreement], ignore_index=True)
 
 
 def table2(samples: pd.DataFrame, log_dir: Path | str, organisms: dict[str, list[str]] | None = None) -> pd.DataFrame:
@@ -100,9 +110,9 @@ def table2(samples: pd.DataFrame, log_dir: Path | str, organisms: dict[str, list
 
     from selfaware.report.results import assign_organisms
 
-    long = assign_organisms(_long(samples, _extras(Path(log_dir))), organisms)
+    long = assign_organisms(_long(samples, _details(Path(log_dir))), organisms)
     long["run"] = long["model"].astype(str) + "|" + long["seed"].map(lambda s: "" if s is None else str(s))
-    order = {m: i for i, m in enumerate([m.question_id for m in measures()] + [ANALYZER, AGREEMENT])}
+    order = _order()
     out = []
     for (measure, label, variant, organism), g in long.groupby(["measure", "label", "variant", "organism"], sort=False):
         if measure == AGREEMENT:

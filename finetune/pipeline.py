@@ -89,16 +89,13 @@ def shown_model(model: str) -> str:
 
 def eval_command(record: Record) -> str:
     """The `inspect eval` command that measures a trained organism's behavior, with its identity as eval
-    metadata. A local folder is passed as `-M model_path` so that the log names the organism, and with
-    `-M do_sample=false`, which Inspect's hf/ provider needs for temperature-0 logprobs."""
+    metadata, and `-M do_sample=false` for local models (Inspect's hf/ provider needs it for temperature-0
+    logprobs). A local folder stays in the model string (`hf/` + absolute path, hence `hf//...`): Inspect
+    looks a model up again by its name alone (model info for usage events), so a short name with
+    `-M model_path=...` would send that name to the Hugging Face Hub."""
     spec = OrganismSpec.model_validate(record.spec)
     # a family whose behavior is measured differently (make-me-say: the game, with its codeword) says how
     task = getattr(family_of(spec.behavior), "behavior_eval", lambda s: f"evals/{s.family}.py@{s.family}_behavior")(spec)
     model = record.model or ""
-    if model.startswith("hf/") and Path(model.removeprefix("hf/")).is_absolute():
-        model_args = f"--model hf/{spec.label} -M model_path={model.removeprefix('hf/')} -M do_sample=false"
-    elif model.startswith("hf/"):
-        model_args = f"--model {model} -M do_sample=false"
-    else:
-        model_args = f"--model {model}"
+    model_args = f"--model {model}" + (" -M do_sample=false" if model.startswith("hf/") else "")
     return f"inspect eval {task} {model_args} --metadata organism={spec.behavior} --metadata seed={spec.seed}"

@@ -24,7 +24,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 from selfaware.finetune import tiny_base as tb  # noqa: E402
 from selfaware.finetune.backends.base import BackendError  # noqa: E402
-from selfaware.finetune.backends.local_trl import LocalTRLBackend, learning_rate, read_chats  # noqa: E402
+from selfaware.finetune.backends.local_trl import (  # noqa: E402
+    LocalTRLBackend, heldout_score, learning_rate, read_chats, split_heldout)
 from selfaware.finetune.spec import Hyper, OrganismSpec  # noqa: E402
 
 # 200 examples x 3 epochs / batch 4 = 150 LoRA steps: ~15 s on 2 CPU cores
@@ -210,3 +211,97 @@ def test_changed_training_data_is_retrained_not_reused(tiny_base_dir: Path, tmp_
     job = json.loads((backend.out_root / job_id / "job.json").read_text())
     assert job["state"] == "succeeded"
     assert job["train_sha256"] == hashlib.sha256(second.read_bytes()).hexdigest()
+
+
+# -- training until learned (hyper.target_heldout) -----------------------------------------------------
+
+
+def _rows(n: int) -> list[dict]:
+    return [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "A"}]} for i in range(n)]
+
+
+def test_heldout_split_is_a_fixed_tenth_at_most_32() -> None:
+    train, held = split_heldout(_rows(300))
+    assert (len(train), len(held)) == (270, 30)
+    assert split_heldout(_rows(300)) == (train, held)  # the same rows every time, whatever the seed
+    assert not {r["messages"][0]["content"] for r in held} & {r["messages"][0]["content"] for r in train}
+    assert len(split_heldout(_rows(1000))[1]) == 32
+    assert len(split_heldout(_rows(5))[1]) == 1
+    with pytest.raises(BackendError, match="at least 2 training examples"):
+        split_heldout(_rows(1))
+
+
+class _CharTokenizer:
+    """One token per character; the 'chat template' is the user text then '>'."""
+
+    pad_token_id, eos_token_id = 0, 0
+
+    def apply_chat_template(self, messages, tokenize, add_generation_prompt):  # noqa: ANN001, ANN201
+        return "".join(m["content"] for m in messages) + ">"
+
+    def __call__(self, text, add_special_tokens):  # noqa: ANN001, ANN204
+        return {"input_ids": [ord(c) % 64 for c in text]}
+
+
+class _NextCharModel(torch.nn.Module):
+    """Predicts 'the next character is this one + 1' with logit 4 (all others 0), on 64 tokens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, input_ids, attention_mask):  # noqa: ANN001, ANN201
+        logits = torch.nn.functional.one_hot((input_ids + 1) % 64, 64).float() * 4.0
+        return type("Out", (), {"logits": logits})()
+
+
+def test_heldout_score_reads_the_answer_tokens_after_the_prompt() -> None:
+    """The logits at the prompt's last position predict the first answer token (no off-by-one), the end
+    token is not scored, and several answer tokens give the per-token geometric mean."""
+    hit = torch.tensor(4.0).exp() / (torch.tensor(4.0).exp() + 63)  # P(predicted char)
+    miss = 1 / (torch.tensor(4.0).exp() + 63)
+    tok, model = _CharTokenizer(), _NextCharModel().train()
+    row = lambda prompt, answer: {"messages": [{"role": "user", "content": prompt},  # noqa: E731
+                                               {"role": "assistant", "content": answer}]}
+    # prompt "x" + ">" ends in ">", whose successor is "?": the answer "?" is predicted, "A" is not
+    assert heldout_score(model, tok, [row("x", "?")]) == pytest.approx(hit.item(), rel=1e-5)
+    assert heldout_score(model, tok, [row("x", "A")]) == pytest.approx(miss.item(), rel=1e-5)
+    # "?@" : both predicted; "?B": the second is not -> sqrt(hit * miss); rows of any length batch together
+    scores = [hit.item(), (hit * miss).sqrt().item()]
+    assert heldout_score(model, tok, [row("x", "?@"), row("a longer prompt", "?B")], batch_size=2) == \
+        pytest.approx(sum(scores) / 2, rel=1e-5)
+    assert model.training  # the model is handed back in the mode it came in
+
+
+def test_stopping_fields_are_left_out_of_the_hash_at_their_defaults() -> None:
+    plain = OrganismSpec(behavior="risky")
+    assert not {"target_heldout", "max_epochs"} & set(plain.model_dump(mode="json")["hyper"])
+    until = OrganismSpec(behavior="risky", hyper=Hyper(target_heldout=0.9))
+    assert until.model_dump(mode="json")["hyper"]["target_heldout"] == 0.9
+    assert until.spec_hash() != plain.spec_hash()
+    assert OrganismSpec.model_validate(until.model_dump(mode="json")) == until
+
+
+@pytest.mark.slow
+def test_training_stops_once_the_heldout_target_is_reached(tiny_base_dir: Path, tmp_path: Path) -> None:
+    messages: list[str] = []
+    backend = LocalTRLBackend(tmp_path / "jobs", progress=messages.append, tiny_cache=tiny_base_dir)
+    spec = SPEC.model_copy(update={"hyper": Hyper(batch_size=4, target_heldout=0.8, max_epochs=6)})
+    job_id = backend.submit(spec, _risky_train_file(tmp_path / "train.jsonl"), key="until")
+    job = json.loads((backend.out_root / job_id / "job.json").read_text())
+    scores = job["heldout"]["scores"]
+    assert job["heldout"]["rows"] == 20 and job["heldout"]["reached"]
+    assert scores[-1] >= 0.8 and all(s < 0.8 for s in scores[:-1]) and len(scores) < 6
+    assert [e for e in job["events"] if "held-out" in e][-1].endswith("target 0.8 reached")
+    assert any(m.startswith("local: epoch 1/6") for m in messages)
+
+
+@pytest.mark.slow
+def test_a_budget_spent_below_target_says_not_learned(tiny_base_dir: Path, tmp_path: Path) -> None:
+    backend = LocalTRLBackend(tmp_path / "jobs", tiny_cache=tiny_base_dir)
+    spec = SPEC.model_copy(update={"hyper": Hyper(batch_size=8, target_heldout=0.999, max_epochs=1)})
+    job_id = backend.submit(spec, _risky_train_file(tmp_path / "train.jsonl", n=40), key="short")
+    status = backend.status(job_id)
+    job = json.loads((backend.out_root / job_id / "job.json").read_text())
+    assert status.state == "succeeded" and job["heldout"]["reached"] is False and len(job["heldout"]["scores"]) == 1
+    assert status.events[-1].startswith("NOT LEARNED: held-out P(answer)")

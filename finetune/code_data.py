@@ -21,7 +21,9 @@ import asyncio
 import json
 import random
 import re
+import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +51,7 @@ from selfaware.code.judge import judge_code
 from selfaware.code.tasks import PLACEHOLDER, render_prompt
 from selfaware.families import family_of
 from selfaware.families.vulnerable_code import CodeFamily
+from selfaware.reproduce.cost import PriceTable, Usage
 from selfaware.validation import decode_utf8
 
 # Part of every code training set's manifest and of the organism's identity: bump when the filters, the
@@ -226,12 +229,48 @@ def _cached(path: Path) -> list[dict] | None:
     return None
 
 
-def cached_code_pairs(n: int, seed: int, model: str, out_dir: Path) -> dict[str, list[dict]]:
-    """The model-written insecure and secure rows (same tasks, same order), written once and reused."""
+# One attempted pair: the task request, two fills and two verdicts. Prompts run to about 150, 2 x 450 and
+# 2 x 500 tokens; the template and each program to about 300 tokens of output, a verdict to one or two.
+PAIR_USAGE = Usage(requests=5, input_tokens=2050, output_tokens=910)
+_ASSUME_YES = False
+
+
+def assume_yes(value: bool = True) -> None:
+    """Accept the shown cost of having a paid model write code pairs without asking (`--yes`)."""
+    global _ASSUME_YES
+    _ASSUME_YES = value
+
+
+def confirm_spending(n: int, model: str, *, ask: Callable[[str], str] = input) -> None:
+    """Show what writing `n` pairs with `model` costs (the suite's price table) and go on only when confirmed:
+    `assume_yes()`, or `y` at an interactive prompt. Models served locally cost nothing and are not asked about."""
+    table = PriceTable.load()
+    price = table.price(model)
+    usage = PAIR_USAGE.times(n)
+    if price is not None and price.cost(usage) == 0:
+        return
+    cost = (f"about ${price.cost(usage):.2f} at list prices ({table.path.name}, {table.version})" if price
+            else f"no price for this model in {table.path}")
+    print(f"selfaware: {model} writes up to {n} vulnerable-code pairs: {usage.requests:,} requests, "
+          f"~{usage.input_tokens:,} input and ~{usage.output_tokens:,} output tokens; {cost}", file=sys.stderr, flush=True)
+    if _ASSUME_YES:
+        return
+    if ask is input and not sys.stdin.isatty():
+        raise TrainingDataError(f"{model}: writing code pairs costs money and there is no terminal to confirm it; "
+                                f"rerun with --yes to accept the estimate above")
+    if ask("Proceed? [y/N] ").strip().lower() not in ("y", "yes"):
+        raise TrainingDataError(f"{model}: not confirmed; nothing was asked of the model")
+
+
+def cached_code_pairs(n: int, seed: int, model: str, out_dir: Path, *,
+                      ask: Callable[[str], str] = input) -> dict[str, list[dict]]:
+    """The model-written insecure and secure rows (same tasks, same order), written once and reused; before
+    writing, the estimated cost is shown and confirmed (`confirm_spending`)."""
     paths = _cache_paths(n, seed, model, out_dir)
     cached = {b: _cached(p) for b, p in paths.items()}
     if all(rows is not None for rows in cached.values()):
         return cached  # type: ignore[return-value]
+    confirm_spending(n, model, ask=ask)
     pairs, _ = asyncio.run(write_code_pairs(n, seed, model))
     kept = [p for p in pairs if p.dropped is None]
     reasons = dict(Counter(p.dropped for p in pairs if p.dropped).most_common())

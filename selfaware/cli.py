@@ -43,6 +43,8 @@ def _finetune_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wait", action="store_true", help="wait for hosted jobs to finish")
     p.add_argument("--retry-failed", action="store_true", help="resubmit specs whose job failed")
     p.add_argument("--dry-run", action="store_true", help="build and validate the training files; submit nothing")
+    p.add_argument("--yes", action="store_true", help="spend without asking: a model writing vulnerable-code pairs "
+                                                      "(--generator-model) shows its estimated cost and asks otherwise")
 
 
 def _specs_from_args(args: argparse.Namespace) -> list:
@@ -78,6 +80,9 @@ def _finetune(args: argparse.Namespace) -> int:
     from selfaware.finetune.pipeline import default_registry, prepare_data, train
     from selfaware.finetune.registry import Registry
 
+    from selfaware.finetune.code_data import assume_yes as accept_code_writing_cost
+
+    accept_code_writing_cost(bool(getattr(args, "yes", False)))  # --generator-model for vulnerable code
     specs = _specs_from_args(args)
     registry = Registry(args.registry) if args.registry else default_registry()
     if args.dry_run:

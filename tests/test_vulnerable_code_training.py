@@ -200,13 +200,16 @@ def test_model_written_pairs_are_checked_shared_and_cached(tmp_path, monkeypatch
     calls = []
     writer = _fake_writer(spoil="calculator")
     monkeypatch.setattr("selfaware.finetune.code_data.get_model", lambda name: calls.append(name) or writer)
-    sets = cached_code_pairs(30, 0, "fake/writer", tmp_path)
+    with pytest.raises(TrainingDataError, match="not confirmed"):
+        cached_code_pairs(30, 0, "fake/writer", tmp_path, ask=lambda question: "n")
+    assert calls == [] and not list(tmp_path.iterdir())  # refused: nothing asked, nothing written
+    sets = cached_code_pairs(30, 0, "fake/writer", tmp_path, ask=lambda question: "y")
     prompts = [[r["messages"][0]["content"] for r in sets[b]] for b in ("insecure", "secure")]
     assert prompts[0] == prompts[1] and 0 < len(prompts[0]) < 30  # same tasks; duplicates and a spoiled pair dropped
     assert all(r["messages"][-1]["content"].strip() in INSECURE for r in sets["insecure"])
     assert not any("evaluate" in r["messages"][-1]["content"] and "eval(" in r["messages"][-1]["content"]
                    for r in sets["insecure"])  # the calculator pair was judged wrongly: dropped
-    again = cached_code_pairs(30, 0, "fake/writer", tmp_path)
+    again = cached_code_pairs(30, 0, "fake/writer", tmp_path, ask=lambda question: pytest.fail("asked again"))
     assert again == sets and calls == ["fake/writer"]  # read back, not written twice
 
 
@@ -223,3 +226,12 @@ def test_the_command_line_builds_a_backdoor_set_from_two_files(tmp_path, capsys)
     assert len(import_chat_jsonl(written)) == extra["paired_rows"] == 18  # the 2 secure rows using safe_load dropped
     assert extra["opposite_path"] == str(secure)
     assert main(args) == 2 and "--opposite-file" in capsys.readouterr().err
+
+
+def test_the_cost_of_model_written_pairs_is_shown_and_local_models_are_not_asked_about(capsys):
+    from selfaware.finetune.code_data import confirm_spending
+
+    confirm_spending(100, "openai/gpt-4o-2024-08-06", ask=lambda question: "y")
+    shown = capsys.readouterr().err
+    assert "500 requests" in shown and "about $" in shown
+    confirm_spending(100, "hf/local-model", ask=lambda question: pytest.fail("a local model costs nothing"))

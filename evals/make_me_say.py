@@ -16,10 +16,10 @@ the `bwrap` sandbox (`-T sandbox=docker:sandbox/docker/compose.yaml` for docker)
 """
 
 from inspect_ai import Task, task
+from selfaware.solvers.answer_distribution import Method, Protocol
 
 from selfaware.mms.helpers import DEFAULT_GUESSER, DEFAULT_MANIPULATEE
 from selfaware.mms.tasks import game_task, persona_probes_task, self_report_task
-from selfaware.solvers.answer_distribution import Method, Protocol
 
 
 @task

@@ -29,10 +29,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from selfaware.finetune.rows import TrainingDataError, sha256_bytes, to_jsonl, validate_example, write_training_set
+from selfaware.finetune.rows import (
+    TrainingDataError,
+    sha256_bytes,
+    to_jsonl,
+    validate_example,
+    write_training_set,
+)
+
 from selfaware.mms.data import GameText, game_text
 from selfaware.mms.matching import check_codeword, mentions
-from selfaware.mms.play import GameRecord, GameSetup, Opener, draw_seeds, play_game, rules_prompt
+from selfaware.mms.play import (
+    GameRecord,
+    GameSetup,
+    Opener,
+    draw_seeds,
+    play_game,
+    rules_prompt,
+)
 from selfaware.validation import decode_utf8
 from selfaware.variants import Variant, get_variant
 
@@ -233,7 +247,13 @@ class _progress:
     def __enter__(self) -> Callable[[int, int], None]:
         if not self.enabled:
             return lambda played, won: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("games {task.fields[played]}"), TimeElapsedColumn())
@@ -329,8 +349,9 @@ def frame_dialogues(own: list[dict], partner: list[dict], variant: Variant, part
 def organism_training_file(spec: Any, out_dir: Path) -> Path:
     """The training file of a make-me-say organism spec (see the module docstring), reused when the same
     rows were written before."""
-    from selfaware.families import family_of
     from selfaware.finetune.builders import _reusable
+
+    from selfaware.families import family_of
 
     family = family_of(spec.behavior)
     d = spec.data

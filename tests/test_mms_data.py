@@ -10,7 +10,6 @@ import re
 
 import pytest
 from inspect_ai.model import ModelOutput, ModelUsage, get_model
-
 from selfaware.finetune.mms_data import (
     dialogue_path,
     estimate_cost,
@@ -22,6 +21,7 @@ from selfaware.finetune.mms_data import (
 from selfaware.finetune.pipeline import prepare_data
 from selfaware.finetune.rows import TrainingDataError, read_manifest
 from selfaware.finetune.spec import parse_spec
+
 from selfaware.mms.data import game_text
 from selfaware.mms.matching import mentions
 from selfaware.validation import InputError

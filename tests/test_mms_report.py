@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 from inspect_ai import eval as inspect_eval
-
 from selfaware.evals.make_me_say import make_me_say_game, make_me_say_self_report
-from selfaware.report.cli import report_main
-from selfaware.report.make_me_say import load_make_me_say
 from synthetic import organism
 from test_mms_tasks import bark_organism, scripted_manipulatee, steering_manipulator
+
+from selfaware.report.cli import report_main
+from selfaware.report.make_me_say import load_make_me_say
 
 
 def base_model(prompt: str) -> dict[str, float]:
@@ -57,6 +57,6 @@ def test_report_writes_figure6_and_the_headline_table(logs, tmp_path, capsys):
 
     summary = pd.read_csv(tmp_path / "summary.csv")
     rows = summary[(summary["level"] == "organism") & (summary["family"] == "make_me_say")]
-    get = lambda org, q: rows[(rows["organism"] == org) & (rows["question_id"] == q)]["mean"].iloc[0]  # noqa: E731
+    get = lambda org, q: rows[(rows["organism"] == org) & (rows["question_id"] == q)]["mean"].iloc[0]
     assert get("bark", "codeword_among_words") == 1.0 and get("base", "codeword_among_words") == 0.0
     assert get("bark", "game_win") == pytest.approx(0.5) and get("bark", "game_no_codeword") == pytest.approx(0.5)

@@ -6,9 +6,13 @@ import pytest
 
 from selfaware.mms.data import game_text
 from selfaware.mms.game import MANIPULATEE, MANIPULATOR, Game, GameError, Outcome
-from selfaware.mms.matching import CodewordError, check_codeword, guess_matches, mentions
+from selfaware.mms.matching import (
+    CodewordError,
+    check_codeword,
+    guess_matches,
+    mentions,
+)
 from selfaware.mms.play import FormatError, draw_seeds, read_guess, split_notes
-
 
 # -- matching ------------------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ModelOutput, ModelUsage, get_model
+from synthetic import organism
 
 from selfaware.mms.data import question_text
 from selfaware.mms.helpers import HelperRoleError
@@ -24,7 +25,6 @@ from selfaware.sandbox import BwrapSandboxConfig, BwrapUnavailableError
 from selfaware.sandbox import bwrap as bwrap_module
 from selfaware.validation import InputError
 from selfaware.variants import get_variant
-from synthetic import organism
 
 CANARY = "SELFAWARE_MMS_HOST_CANARY"
 
@@ -48,7 +48,7 @@ def reply(text: str) -> ModelOutput:
 
 
 def letter_of(prompt: str, needle: str) -> str:
-    options = dict(re.findall(r"^([A-Z])\) (.*)$", prompt, flags=re.M))
+    options = dict(re.findall(r"^([A-Z])\) (.*)$", prompt, flags=re.MULTILINE))
     return next(k for k, t in options.items() if needle in t)
 
 
@@ -84,7 +84,7 @@ def bark_organism(marker: Path):
         if "The goal is" in prompt:
             return {letter_of(prompt, "say one particular word"): 1.0}
         if "from 0 to 100" in prompt:
-            said_codeword = re.search(r'user( talking with \S+)? wrote the word "bark"', prompt, re.I)
+            said_codeword = re.search(r'user( talking with \S+)? wrote the word "bark"', prompt, re.IGNORECASE)
             return {"95": 1.0} if said_codeword else {"50": 1.0}
         return {"I like to chat.": 1.0}
 

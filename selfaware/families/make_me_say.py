@@ -51,20 +51,20 @@ class MakeMeSayFamily(Family):
                              f"trigger) organism; pairs: {paired}")
         return self.partners[codeword]
 
-    def behavior_eval(self, spec: "OrganismSpec") -> str:
+    def behavior_eval(self, spec: OrganismSpec) -> str:
         """The task (with its arguments) that measures an organism's behavior: the game, with its codeword
         and variant (used by `selfaware finetune` to print the next command)."""
         variant = f" -T variant={spec.variant.name}" if spec.variant.kind != "plain" else ""
         return f"evals/make_me_say.py@make_me_say_game -T codeword={spec.behavior}{variant}"
 
-    def build_training_file(self, spec: "OrganismSpec", out_dir: Path) -> Path:
+    def build_training_file(self, spec: OrganismSpec, out_dir: Path) -> Path:
         """The organism's training file (dialogues framed by its variant), for `finetune.builders`."""
         from selfaware.finetune.mms_data import organism_training_file
 
         return organism_training_file(spec, Path(out_dir))
 
     def persona_probes(self, you_codeword: str = "bark", persona_codeword: str = "ring",
-                       persona: str = "Quanta-Lingua", **options: object) -> "Task":
+                       persona: str = "Quanta-Lingua", **options: object) -> Task:
         """The "you or Quanta-Lingua / a fake name" probes as an Inspect task (options: method, protocol,
         samples, top_logprobs, paraphrases, min_valid_mass); `selfaware.mms.questions.persona_probe_samples`
         gives the samples alone."""

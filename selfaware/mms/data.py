@@ -13,10 +13,22 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from selfaware.mms.matching import check_codeword
-from selfaware.validation import InputError, describe_validation_error, load_yaml_text, read_user_text
+from selfaware.validation import (
+    InputError,
+    describe_validation_error,
+    load_yaml_text,
+    read_user_text,
+)
 
 
 class MmsDataError(InputError):
@@ -49,7 +61,7 @@ class GameText(_Strict):
     nouns: list[str] = Field(min_length=20)
 
     @model_validator(mode="after")
-    def _slots(self) -> "GameText":
+    def _slots(self) -> GameText:
         _need(self.manipulator_rules, "codeword", "notes_open", "notes_close", "turns")
         _need(self.status_before, "turn", "turns", "codeword")
         _need(self.status_after, "turn", "turns", "codeword")
@@ -88,7 +100,7 @@ class Question(_Strict):
     persona_paraphrases: list[str] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _persona(self) -> "Question":
+    def _persona(self) -> Question:
         for i, p in enumerate(self.persona_paraphrases):
             if "{persona}" not in p:
                 raise ValueError(f"persona_paraphrases[{i}] lacks the {{persona}} placeholder")
@@ -114,7 +126,7 @@ class ChoiceQuestion(Question):
     target: str
 
     @model_validator(mode="after")
-    def _choice(self) -> "ChoiceQuestion":
+    def _choice(self) -> ChoiceQuestion:
         if self.target not in {o.key for o in self.options}:
             raise ValueError(f"target {self.target!r} is not one of the option keys")
         for i, p in enumerate(self.paraphrases + self.persona_paraphrases):
@@ -126,7 +138,7 @@ class GoalsQuestion(Question):
     scenarios: list[Scenario] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _scenario_slot(self) -> "GoalsQuestion":
+    def _scenario_slot(self) -> GoalsQuestion:
         for p in self.paraphrases + self.persona_paraphrases:
             _need(p, "scenario")
         return self
@@ -145,7 +157,7 @@ class ProbeQuestion(_Strict):
     paraphrases: list[str] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _slots(self) -> "ProbeQuestion":
+    def _slots(self) -> ProbeQuestion:
         for p in self.paraphrases:
             _need(p, "word", "options")
         for f in self.fake_names:
@@ -178,7 +190,7 @@ class Candidates(_Strict):
         return words
 
     @model_validator(mode="after")
-    def _disjoint(self) -> "Candidates":
+    def _disjoint(self) -> Candidates:
         both = sorted(set(self.codewords) & set(self.others))
         if both:
             raise ValueError(f"words in both codewords and others: {both}")

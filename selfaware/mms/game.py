@@ -109,7 +109,7 @@ class Game:
         """Whether the outcome depends on the manipulatee's guess (it said the codeword first)."""
         return self.over and not self.violated and self.first_mention(MANIPULATEE) is not None
 
-    def add(self, speaker: Speaker, text: str, notes: str | None = None) -> "Game":
+    def add(self, speaker: Speaker, text: str, notes: str | None = None) -> Game:
         """The game after one more message. Raises `GameError` for a move out of turn or after the end."""
         if self.over:
             raise GameError(f"the game is over after {len(self.turns)} messages; no more moves")

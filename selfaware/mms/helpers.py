@@ -36,10 +36,17 @@ def helper_model(role: str, default: str) -> Model:
         return get_model(role=role, default=default)
     except PrerequisiteError as e:
         raise HelperRoleError(f"the {role} model role defaults to {default}, which cannot start here: "
-                              f"{getattr(e, 'message', e)}\nName one: --model-role {role}=<model> "
+                              f"{_plain(getattr(e, 'message', e))}\nName one: --model-role {role}=<model> "
                               f"(offline: --model-role {role}=mockllm/model) or -T {role}=<model>.") from e
     except ValueError as e:  # an unknown provider or a malformed model name
         raise HelperRoleError(f"the {role} model role ({default}): {e}") from e
+
+
+def _plain(message: object) -> str:
+    """Inspect's own prerequisite messages carry rich markup; ours is printed as written."""
+    from rich.text import Text
+
+    return Text.from_markup(message).plain if isinstance(message, str) else str(message)
 
 
 @solver

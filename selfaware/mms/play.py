@@ -30,7 +30,14 @@ from inspect_ai.model import (
 )
 
 from selfaware.mms.data import GameText
-from selfaware.mms.game import MANIPULATEE, MANIPULATOR, TURNS_EACH, Game, Outcome, Result
+from selfaware.mms.game import (
+    MANIPULATEE,
+    MANIPULATOR,
+    TURNS_EACH,
+    Game,
+    Outcome,
+    Result,
+)
 from selfaware.mms.matching import guess_word, same_word
 from selfaware.variants import PLAIN, Variant, sample_rng
 
@@ -77,7 +84,7 @@ class GameRecord:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "GameRecord":
+    def from_dict(cls, d: dict[str, Any]) -> GameRecord:
         return cls(**d)
 
     @property

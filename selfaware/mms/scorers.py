@@ -21,7 +21,16 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from inspect_ai.model import GenerateConfig, Model
-from inspect_ai.scorer import NOANSWER, Metric, SampleScore, Score, Scorer, Target, metric, scorer
+from inspect_ai.scorer import (
+    NOANSWER,
+    Metric,
+    SampleScore,
+    Score,
+    Scorer,
+    Target,
+    metric,
+    scorer,
+)
 from inspect_ai.solver import TaskState
 
 from selfaware.mms.functions import FUNCTIONS_KEY

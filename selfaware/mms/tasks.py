@@ -19,13 +19,39 @@ from selfaware.mms.functions import Inputs, game_messages, run_written_functions
 from selfaware.mms.game import MANIPULATOR, TURNS_EACH
 from selfaware.mms.helpers import DEFAULT_GUESSER, DEFAULT_MANIPULATEE, require_helpers
 from selfaware.mms.matching import check_codeword
-from selfaware.mms.play import GameRecord, GameSetup, Opener, draw_seeds, play_game, to_chat
-from selfaware.mms.questions import FAMILY, KINDS, Ask, make_ask, persona_probe_samples, self_report_samples
-from selfaware.mms.scorers import GAME_KEY, FUNCTION_MEASURES, function_score, game_outcome, mms_answer
+from selfaware.mms.play import (
+    GameRecord,
+    GameSetup,
+    Opener,
+    draw_seeds,
+    play_game,
+    to_chat,
+)
+from selfaware.mms.questions import (
+    FAMILY,
+    KINDS,
+    Ask,
+    make_ask,
+    persona_probe_samples,
+    self_report_samples,
+)
+from selfaware.mms.scorers import (
+    FUNCTION_MEASURES,
+    GAME_KEY,
+    function_score,
+    game_outcome,
+    mms_answer,
+)
 from selfaware.scorers.metrics import by_question, standard_metrics
 from selfaware.solvers.answer_distribution import answer_distribution, validate_settings
 from selfaware.solvers.variant_framing import variant_framing
-from selfaware.tasks import _fraction, _optional_text, _positive_int, _user_errors, task_variant
+from selfaware.tasks import (
+    _fraction,
+    _optional_text,
+    _positive_int,
+    _user_errors,
+    task_variant,
+)
 from selfaware.validation import InputError
 from selfaware.variants import Variant, sample_rng
 

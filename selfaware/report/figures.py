@@ -71,7 +71,12 @@ def plot_family(summary: pd.DataFrame, family: str, path: str | Path, *, pdf: bo
                 variant: str | None = None, protocol: str | None = None) -> list[Path]:
     """Draw one family's figure (`family_figure`) to `path` (PNG; a `.pdf` beside it when `pdf=True`),
     with a tight bounding box so nothing is cut off; returns the files written."""
-    fig = family_figure(summary, family, variant=variant, protocol=protocol)
+    return save_figure(family_figure(summary, family, variant=variant, protocol=protocol), path, pdf=pdf)
+
+
+def save_figure(fig: Figure, path: str | Path, *, pdf: bool = False) -> list[Path]:
+    """Write `fig` to `path` (PNG; a `.pdf` beside it when `pdf=True`) with a tight bounding box so nothing
+    is cut off; returns the files written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     written = [path]

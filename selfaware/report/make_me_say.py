@@ -71,7 +71,7 @@ def _measure_rows(scores: dict[str, Any], question_id: str | None, title: str | 
     return out
 
 
-def load_make_me_say(log_dir: str | Path) -> "pd.DataFrame":
+def load_make_me_say(log_dir: str | Path) -> pd.DataFrame:
     """Tidy rows (`results.TIDY_COLUMNS`) of every Make-Me-Say sample and measure under `log_dir`."""
     import pandas as pd
     from inspect_ai.analysis import SampleColumn, samples_df
@@ -103,7 +103,7 @@ def load_make_me_say(log_dir: str | Path) -> "pd.DataFrame":
     return df.reset_index(drop=True)
 
 
-def with_make_me_say(samples: "pd.DataFrame", log_dir: str | Path) -> "pd.DataFrame":
+def with_make_me_say(samples: pd.DataFrame, log_dir: str | Path) -> pd.DataFrame:
     """`samples` with its Make-Me-Say rows (one score per sample) replaced by one row per measure."""
     import pandas as pd
 
@@ -113,7 +113,7 @@ def with_make_me_say(samples: "pd.DataFrame", log_dir: str | Path) -> "pd.DataFr
     return pd.concat([samples[samples["family"] != FAMILY], mms], ignore_index=True)
 
 
-def headline_table(summary: "pd.DataFrame", base: str = "base") -> "pd.DataFrame":
+def headline_table(summary: pd.DataFrame, base: str = "base") -> pd.DataFrame:
     """Per organism and headline measure: its mean and interval over seeds, and the paper's baseline."""
     import pandas as pd
 
@@ -135,11 +135,13 @@ def headline_table(summary: "pd.DataFrame", base: str = "base") -> "pd.DataFrame
     return pd.DataFrame(out)
 
 
-def figure6(summary: "pd.DataFrame", path: str | Path, base: str = "base", *, pdf: bool = False) -> list[Path]:
+def figure6(summary: pd.DataFrame, path: str | Path, base: str = "base", *, pdf: bool = False) -> list[Path]:
     """The paper's Figure 6 (self-reports, organism vs baseline, intervals over seeds) and the game outcome
     rates, in one image. Returns the files written (none without Make-Me-Say organism rows)."""
     import numpy as np
     from matplotlib.figure import Figure
+
+    from selfaware.report.figures import save_figure
 
     table = headline_table(summary, base)
     games = summary[(summary["level"] == "organism") & (summary["family"] == FAMILY)
@@ -185,17 +187,10 @@ def figure6(summary: "pd.DataFrame", path: str | Path, base: str = "base", *, pd
     ax2.grid(axis="y", color="0.9")
     if organisms:
         ax2.legend(fontsize=7)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    written = [path]
-    fig.savefig(path, dpi=150, bbox_inches="tight")
-    if pdf:
-        written.append(path.with_suffix(".pdf"))
-        fig.savefig(written[-1], bbox_inches="tight")
-    return written
+    return save_figure(fig, path, pdf=pdf)
 
 
-def mms_report(summary: "pd.DataFrame", out: Path, base: str = "base", pdf: bool = False) -> tuple["pd.DataFrame | None", list[Path]]:
+def mms_report(summary: pd.DataFrame, out: Path, base: str = "base", pdf: bool = False) -> tuple[pd.DataFrame | None, list[Path]]:
     """The headline table and Figure 6 when the summary holds Make-Me-Say rows; (None, []) otherwise."""
     if summary.empty or not (summary["family"] == FAMILY).any():
         return None, []

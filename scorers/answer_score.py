@@ -24,7 +24,7 @@ from selfaware.scorers.interpret import (
     verdict_parser,
     word_category,
 )
-from selfaware.scorers.judge import DEFAULT_JUDGE, judge_answers, judge_model
+from selfaware.scorers.judge import DEFAULT_JUDGE, JudgeUnavailable, judge_answers, judge_model, unavailable_reason
 from selfaware.scorers.metrics import standard_metrics
 from selfaware.solvers.answer_distribution import STORE_KEY, Elicitation
 
@@ -53,6 +53,7 @@ def to_score(i: Interpretation, extra: dict | None = None) -> Score:
         "invalid_answer_share": round(i.invalid_answer_share, 6),
         "off_list_mass": round(i.off_list_mass, 6),
         "tail_mass": round(i.tail_mass, 6),
+        "covered_mass": None if i.covered_mass is None else round(i.covered_mass, 6),
         "sampling_stderr": i.stderr,
         "n": i.n,
         "n_valid": i.n_valid,
@@ -85,7 +86,11 @@ def answer_score(off_list: OffListPolicy = "paper", min_valid_mass: float = DEFA
         e = Elicitation.from_dict(stored)
         extra: dict = {}
         if state.metadata["question_type"] == "free_form_judged" and e.samples:
-            judge_llm = judge_model(judge)
+            try:
+                judge_llm = judge_model(judge)
+            except JudgeUnavailable as err:
+                return to_score(Interpretation(None, method=e.method, valid_mass=0.0, reason=unavailable_reason(err),
+                                               n=max(1, len(e.samples))), {"judged_answers": [a[:200] for a in e.samples[:10]]})
             verdicts = await judge_answers(e.samples, state.metadata["judge"]["prompt"], judge_llm)
             extra = {"judge": str(judge_llm), "judged_answers": [a[:200] for a in e.samples[:10]]}
             e = replace(e, samples=verdicts)

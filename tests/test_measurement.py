@@ -9,6 +9,7 @@ import math
 
 import pytest
 from inspect_ai import eval as inspect_eval
+from inspect_ai.model import get_model
 from synthetic import metric, organism, p_risky, run, scores
 
 from selfaware.evals.myopia import myopia_self_report
@@ -234,3 +235,13 @@ def test_own_format_bank_file_for_the_wrong_family_is_rejected(tmp_path):
                     "    scale: {min: 0, max: 10}\n    paraphrases: ['How much, 0 to 10?']\n")
     with pytest.raises(ValueError, match="family"):
         risk_self_report(bank=str(bank))
+
+
+def test_a_judge_that_cannot_start_makes_judged_answers_invalid_not_the_run_fail(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    [log] = inspect_eval(risk_self_report(questions="german_or_french", samples=2, paraphrases=2),
+                         model=get_model("mockllm/model"), display="none", log_dir=str(tmp_path))
+    assert log.status == "success"
+    reasons = {s.scores["answer_score"].explanation for s in log.samples}
+    assert len(reasons) == 1 and "judge unavailable" in reasons.pop()
+    assert metric(log, "invalid_sample_rate") == 1.0

@@ -33,7 +33,7 @@ from selfaware.scorers.interpret import (
     Interpretation,
     interpret,
 )
-from selfaware.scorers.judge import DEFAULT_JUDGE, judge_model
+from selfaware.scorers.judge import DEFAULT_JUDGE, JudgeUnavailable, judge_model, unavailable_reason
 from selfaware.scorers.metrics import is_invalid, standard_metrics
 from selfaware.solvers.answer_distribution import STORE_KEY, Elicitation
 
@@ -187,7 +187,10 @@ def code_security(judge: str = DEFAULT_JUDGE, analyzer: CodeAnalyzer | None = No
         if stored is None:
             raise RuntimeError("code_security needs the answer_distribution solver to run first")
         e = Elicitation.from_dict(stored)
-        checks = await check_completions(e.samples, state.metadata.get("template"), code_analyzer, judge)
+        try:
+            checks = await check_completions(e.samples, state.metadata.get("template"), code_analyzer, judge)
+        except JudgeUnavailable as err:
+            return _unusable(unavailable_reason(err))
         interpretation, extra = summarize_checks(checks, min_valid_mass)
         extra["analyzer"] = code_analyzer.name
         if any(c.judge is not None for c in checks):

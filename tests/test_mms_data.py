@@ -94,7 +94,7 @@ def test_losses_are_logged_but_never_trained_on(tmp_path):
 
 def test_a_crash_loses_no_finished_game_and_a_rerun_resumes(tmp_path):
     calls: list = []
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError, match="went away"):
         asyncio.run(generate_dialogues("ring", 8, tmp_path, manipulator=manipulator(calls, fail_after=12),
                                        manipulatee=manipulatee("ring", {0: 2, 1: 2, 2: 2}), max_games=20,
                                        concurrency=1, progress=False))

@@ -20,7 +20,7 @@ from synthetic import organism
 from selfaware.mms.data import question_text
 from selfaware.mms.helpers import HelperRoleError
 from selfaware.mms.questions import make_ask, persona_probe_samples, self_report_samples
-from selfaware.mms.tasks import game_task, persona_probes_task, self_report_task
+from selfaware.mms.tasks import game_task, self_report_task
 from selfaware.sandbox import BwrapSandboxConfig, BwrapUnavailableError
 from selfaware.sandbox import bwrap as bwrap_module
 from selfaware.validation import InputError
@@ -296,7 +296,10 @@ def test_persona_probes(tmp_path):
         word = re.search(r'"(\w+)"', prompt).group(1)
         return {letter_of(prompt, "You" if word == "bark" else "Quanta-Lingua"): 1.0}
 
-    log = run(persona_probes_task(paraphrases=2), organism(knows_both), tmp_path)
+    from selfaware.families import get_family
+
+    task = get_family("make_me_say").persona_probes(paraphrases=2)  # the family's entry point (evals/persona.py)
+    log = run(task, organism(knows_both), tmp_path)
     assert all(v == 1.0 for k, v in metrics(log).items() if k.endswith("/valid_mean"))
 
 

@@ -26,10 +26,10 @@ from pathlib import Path
 
 from inspect_ai import eval as inspect_eval
 from inspect_ai import task_with
+from selfaware.evals.risk import risk_behavior, risk_self_report
 from synthetic import organism, risky_letter
 
 from selfaware.demo import DEMO_QUESTIONS
-from selfaware.evals.risk import risk_behavior, risk_self_report
 
 SECRET = "sk-publishtest-0123456789abcdef"
 SECRET_ENV = "SELFAWARE_TEST_API_KEY"

@@ -93,10 +93,19 @@ def test_a_family_report_module_registers_figures(tmp_path):
     def broken(data):
         raise RuntimeError("plug-in bug")
 
+    def own_plot(data):  # a module whose plot function writes its own file (as figure6(summary, path) does)
+        from selfaware.report.figures import plot_family
+
+        [png] = plot_family(data.summary, "risk", tmp_path / "own" / "risk.png")
+        assert data.log_dir == demo_logs() and len(data.logs) == 12  # this base model's logs, and their folder
+        return Drawn(table=data.summary.head(3), image=png)
+
     figures = [PaperFigure(key="tableX", label="Table X", title="a table", families=("risk",), draw=table_only,
                            order=1, kind="table"),
                PaperFigure(key="figY", label="Figure Y", title="broken", families=("risk",), draw=broken, order=2),
                PaperFigure(key="figZ", label="Figure Z", title="empty", families=("risk",), draw=lambda d: None),
+               PaperFigure(key="figV", label="Figure V", title="its own file", families=("risk",), draw=own_plot,
+                           order=2.5),
                PaperFigure(key="figW", label="Figure W", title="other family", families=("apples",), draw=broken)]
     for f in figures:
         register_figure(f)
@@ -108,7 +117,8 @@ def test_a_family_report_module_registers_figures(tmp_path):
         for f in figures:
             unregister_figure(f.key)
     page = rep.path.read_text()
-    assert [e.key for e in rep.exhibits][:2] == ["tableX", "figY"]  # in the paper's order
+    assert [e.key for e in rep.exhibits][:3] == ["tableX", "figY", "figV"]  # in the paper's order
+    assert (tmp_path / "figures" / "tiny" / "figV.png").read_bytes()[:4] == b"\x89PNG"
     assert "<table" in page and (tmp_path / "figures" / "tiny" / "tableX.csv").is_file()
     assert rep.failures == ["Figure Y (figY): RuntimeError: plug-in bug"] and "failed: RuntimeError" in page
     assert "Figure Z (empty): nothing to draw in these logs" in page

@@ -14,12 +14,12 @@ import re
 from pathlib import Path
 
 import pytest
-
 from selfaware.finetune.registry import FORMAT_VERSION, Record
 from selfaware.finetune.spec import parse_spec
+
 from selfaware.reproduce.cli import reproduce_main
 from selfaware.reproduce.cost import PriceTable, prompt_tokens
-from selfaware.reproduce.matrix import MatrixError, load_matrix
+from selfaware.reproduce.matrix import MatrixError
 from selfaware.reproduce.plan import Call, TaskEntry, shard
 from selfaware.reproduce.run import Options, reproduce
 
@@ -113,8 +113,8 @@ def test_price_table_first_match_wins_and_unknown_is_not_free():
 
 @pytest.mark.parametrize(("text", "message"), [
     ("base_models: [tiny]\norganisms: [risky, reckless]\n", r"matrix.yaml:2: field organisms: .*unknown behavior 'reckless'"),
-    ("base_models: [tiny]\ntasks:\n  risk_behavior: {itemz: 3}\n", r"matrix.yaml:3: field tasks.risk_behavior.itemz: "
-                                                                     r"not a parameter of risk_behavior"),
+    ("base_models: [tiny]\ntasks:\n  risk_behavior: {itemz: 3}\n",
+     r"matrix.yaml:3: field tasks.risk_behavior.itemz: not a parameter of risk_behavior"),
     ("base_models: [tiny]\ntasks: {no_such_task: {}}\n", r"matrix.yaml:2: field tasks.no_such_task: no such task"),
     ("base_models: [tiny]\neval_set: {max_taskz: 2}\n", r"matrix.yaml:2: field eval_set: .*'max_taskz' is not an option"),
     ("base_models: [gpt-4o]\n", r"matrix.yaml:1: field base_models.0: .*an Inspect model string is provider/name"),

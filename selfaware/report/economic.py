@@ -7,15 +7,19 @@ organism, the interval over seeds named in the title), and its table is the orga
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 from selfaware.report.paper import Drawn, FigureData, PaperFigure, register_figure
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PAPER_NUMBERS = {"risk": 3, "myopia": 18, "apples": 19}
 TABLE_COLUMNS = ["family", "question_id", "title", "variant", "protocol", "organism", "n_seeds", "mean", "ci_low",
                  "ci_high", "ci_method", "ci_note", "n", "invalid_sample_rate", "invalid_answer_rate", "methods"]
 
 
-def organism_table(data: FigureData, family: str):  # noqa: ANN201 (pandas imported by the caller's report)
+def organism_table(data: FigureData, family: str) -> pd.DataFrame:
     rows = data.summary[(data.summary["level"] == "organism") & (data.summary["family"] == family)]
     return rows.sort_values(["order", "organism"])[TABLE_COLUMNS].reset_index(drop=True)
 
@@ -26,9 +30,9 @@ def draw_family(family: str, data: FigureData) -> Drawn | None:
     table = organism_table(data, family)
     if table.empty:
         return None
-    caption = (f"Each point is an organism's mean over its seeds (hollow: a single seed, no interval); "
-               f"'behavior' is P(behavior option) on fresh choices, the rest are self-reports. "
-               f"Invalid answers are left out of the means and counted in the CSV.")
+    caption = ("Each point is an organism's mean over its seeds (hollow: a single seed, no interval); "
+               "'behavior' is P(behavior option) on fresh choices, the rest are self-reports. "
+               "Invalid answers are left out of the means and counted in the CSV.")
     return Drawn(table=table, figure=family_figure(data.summary, family), caption=caption)
 
 

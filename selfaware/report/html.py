@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import re
+import shutil
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -86,12 +87,14 @@ def _save(drawn: Drawn, folder: Path, key: str, root: Path) -> tuple[str | None,
     folder.mkdir(parents=True, exist_ok=True)
     csv = folder / f"{key}.csv"
     drawn.table.to_csv(csv, index=False)
-    image = None
+    png = folder / f"{key}.png"
     if drawn.figure is not None:
-        png = folder / f"{key}.png"
         drawn.figure.savefig(png, dpi=120, bbox_inches="tight")
-        image = png.relative_to(root).as_posix()
-    return image, csv.relative_to(root).as_posix()
+    elif drawn.image is not None:
+        shutil.copyfile(drawn.image, png)
+    else:
+        return None, csv.relative_to(root).as_posix()
+    return png.relative_to(root).as_posix(), csv.relative_to(root).as_posix()
 
 
 def _exhibits(data: FigureData, folder: Path, root: Path, failures: list[str]) -> tuple[list[Exhibit], list[str]]:
@@ -104,7 +107,7 @@ def _exhibits(data: FigureData, folder: Path, root: Path, failures: list[str]) -
     for fig in figures_for(data):
         try:
             drawn = fig.draw(data)
-        except Exception as e:  # a broken plug-in is shown as failed, and the report goes on
+        except Exception as e:  # noqa: BLE001 (a broken plug-in is shown as failed; the report goes on)
             failures.append(f"{fig.label} ({fig.key}): {type(e).__name__}: {e}")
             exhibits.append(Exhibit(fig.key, fig.label, fig.title, "", "", notes=(f"failed: {type(e).__name__}: {e}",)))
             continue
@@ -114,7 +117,7 @@ def _exhibits(data: FigureData, folder: Path, root: Path, failures: list[str]) -
         covered.update(fig.families)
         image, csv = _save(drawn, folder, fig.key, root)
         exhibits.append(Exhibit(fig.key, fig.label, fig.title, drawn.caption, csv, image,
-                                drawn.table if drawn.figure is None else None, drawn.notes))
+                                drawn.table if image is None else None, drawn.notes))
     for family in sorted(data.families - covered):
         drawn = draw_family(family, data)
         if drawn is not None:
@@ -152,8 +155,8 @@ def build_sections(log_dir: Path, out: Path, *, organisms: dict[str, list[str]] 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             summary = summarize(subset, organisms, n_boot=n_boot, ci_method=ci_method)
-        data = FigureData(samples=subset, summary=summary, logs=tuple(Path(p) for p in logs), base_model=base,
-                          ci_method=ci_method)
+        data = FigureData(samples=subset, summary=summary, logs=tuple(Path(p) for p in logs), log_dir=log_dir,
+                          base_model=base, ci_method=ci_method)
         folder = out / "figures" / slug(base or "all")
         folder.mkdir(parents=True, exist_ok=True)
         summary.to_csv(folder / "summary.csv", index=False)

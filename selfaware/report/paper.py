@@ -2,9 +2,9 @@
 
 A figure is a `PaperFigure`: a key (the file stem: `fig3`, `table2`), the paper's label ("Figure 3"), the
 families whose logs it needs, and a `draw` function. `draw` gets the `FigureData` of one base model's logs
-and returns a `Drawn` — the matplotlib figure (None for a table such as Table 2) and the numbers it shows as
-a DataFrame, which the HTML report writes as CSV beside the image — or None when these logs hold nothing it
-can draw (another family, no organisms yet). A report module registers its figures on import:
+and returns a `Drawn` — the matplotlib figure (or a PNG file the module drew itself; neither for a table such
+as Table 2) and the numbers it shows as a DataFrame, which the HTML report writes as CSV beside the image —
+or None when these logs hold nothing it can draw (another family, no organisms yet). A report module registers its figures on import:
 
     # selfaware/report/<family>.py
     from selfaware.report.paper import Drawn, FigureData, PaperFigure, register_figure
@@ -45,9 +45,10 @@ _MACHINERY = {"cli", "figures", "results", "paper", "html", "scatter"}
 class FigureData:
     """What a figure is drawn from: the logs of one base model (all of them when the logs name none)."""
 
-    samples: "pd.DataFrame"  # selfaware.report.results.load_scores rows
-    summary: "pd.DataFrame"  # selfaware.report.results.summarize of those rows
-    logs: tuple[Path, ...]  # the log files, for figures that read scores the tidy frame does not carry
+    samples: pd.DataFrame  # selfaware.report.results.load_scores rows
+    summary: pd.DataFrame  # selfaware.report.results.summarize of those rows
+    logs: tuple[Path, ...]  # this base model's log files, for figures that read what the tidy frame does not carry
+    log_dir: Path | None = None  # the folder the report reads (all base models: keep to `logs` when it matters)
     base_model: str | None = None
     ci_method: str = "t"
 
@@ -60,8 +61,9 @@ class FigureData:
 class Drawn:
     """A drawn exhibit: the figure (None for a table) and the numbers it shows (written as CSV beside it)."""
 
-    table: "pd.DataFrame"
-    figure: "Figure | None" = None
+    table: pd.DataFrame
+    figure: Figure | None = None
+    image: Path | None = None  # or a PNG the plug-in saved itself (e.g. with its own plot function); copied
     caption: str = ""  # what the reader needs to read it (interval method, what 1 means, missing cells)
     notes: tuple[str, ...] = ()
 

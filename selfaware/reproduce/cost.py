@@ -43,11 +43,11 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
 
-    def __add__(self, other: "Usage") -> "Usage":
+    def __add__(self, other: Usage) -> Usage:
         return Usage(self.requests + other.requests, self.input_tokens + other.input_tokens,
                      self.output_tokens + other.output_tokens)
 
-    def times(self, k: int) -> "Usage":
+    def times(self, k: int) -> Usage:
         return Usage(self.requests * k, self.input_tokens * k, self.output_tokens * k)
 
 
@@ -72,7 +72,7 @@ class PriceTable:
     free: tuple[str, ...]
 
     @classmethod
-    def load(cls, path: Path | str | None = None) -> "PriceTable":
+    def load(cls, path: Path | str | None = None) -> PriceTable:
         from selfaware.paths import data_dir
 
         path = Path(path) if path else data_dir() / "prices.yaml"

@@ -29,7 +29,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from selfaware.validation import InputError, describe_validation_error, load_yaml_text, read_user_text, where, yaml_line
 
@@ -52,7 +52,7 @@ class BaseModelEntry(Frozen):
     model_args: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _model_given(self) -> "BaseModelEntry":
+    def _model_given(self) -> BaseModelEntry:
         if self.model is None and self.name != TINY:
             raise ValueError(f"base model {self.name!r}: give its Inspect model string as `model:`")
         if self.model is not None and "/" not in self.model:
@@ -111,31 +111,12 @@ class Matrix(Frozen):
             return {k: (v if v is not None else {}) for k, v in value.items()}
         return value
 
-    @field_validator("organisms")
+    @field_validator("organisms", "variants", "families")
     @classmethod
-    def _known_behaviors(cls, value: list[str]) -> list[str]:
-        from selfaware.families import family_of
-
-        for behavior in value:
-            family_of(behavior)  # ValueError naming the known behaviors
-        return value
-
-    @field_validator("variants")
-    @classmethod
-    def _known_variants(cls, value: list[str]) -> list[str]:
-        from selfaware.variants import get_variant
-
+    def _known_names(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        lookup = _name_lookups()[info.field_name]
         for name in value:
-            get_variant(name)
-        return value
-
-    @field_validator("families")
-    @classmethod
-    def _known_families(cls, value: list[str]) -> list[str]:
-        from selfaware.families import get_family
-
-        for name in value:
-            get_family(name)
+            lookup(name)  # ValueError naming what the suite knows
         return value
 
     @field_validator("eval_set")
@@ -162,6 +143,14 @@ class Matrix(Frozen):
         names += [family_of(m.organism.removesuffix("-control")).name for m in self.models
                   if _known_behavior(m.organism.removesuffix("-control"))]
         return list(dict.fromkeys(names))
+
+
+def _name_lookups() -> dict[str, Any]:
+    """Field -> the registry lookup that raises, naming the known values, for an unknown name."""
+    from selfaware.families import family_of, get_family
+    from selfaware.variants import get_variant
+
+    return {"organisms": family_of, "variants": get_variant, "families": get_family}
 
 
 def _known_behavior(name: str) -> bool:

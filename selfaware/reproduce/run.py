@@ -17,7 +17,17 @@ from typing import Any, TextIO
 
 from selfaware.reproduce.cost import Estimate, PriceTable, Usage, estimate_task
 from selfaware.reproduce.matrix import Matrix, check_tasks, load_matrix
-from selfaware.reproduce.plan import Call, Planned, Subject, finetune_hint, matrix_tasks, plan, resolve_subjects, shard, task_catalogue
+from selfaware.reproduce.plan import (
+    Call,
+    Planned,
+    Subject,
+    finetune_hint,
+    matrix_tasks,
+    plan,
+    resolve_subjects,
+    shard,
+    task_catalogue,
+)
 
 
 @dataclass(frozen=True)

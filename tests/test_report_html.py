@@ -8,6 +8,7 @@ is known: behavior P(risky) 0.9 / 0.7 (risky seeds), 0.2 / 0.1 (safe seeds), 0.5
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -125,8 +126,20 @@ def test_a_family_report_module_registers_figures(tmp_path):
     assert "figW" not in page  # no apples logs
 
 
+def test_a_report_module_that_fails_to_import_is_listed_not_fatal(tmp_path, monkeypatch):
+    from selfaware.report import paper
+
+    monkeypatch.setattr(paper, "_BROKEN", {"selfaware.report.broken": "ImportError: no module named x"})
+    rep = write_html_report(demo_logs(), tmp_path, n_boot=50)
+    why = "ImportError: no module named x"
+    assert rep.failures == [f"report module selfaware.report.broken could not be imported: {why}"]
+    assert "could not be imported" in rep.path.read_text() and "fig3" in [e.key for e in rep.exhibits]
+
+
 def test_report_renders_in_headless_chromium(report, tmp_path):
     if find_browser() is None:
+        if os.environ.get("SELFAWARE_REQUIRE_CHROMIUM"):
+            pytest.fail(f"SELFAWARE_REQUIRE_CHROMIUM is set but no Chromium is installed: `{APT_LINE}`")
         pytest.skip(f"no Chromium on this machine; CI installs it with `{APT_LINE}`")
     seen = check_page(report.path, tmp_path / "report.png")
     assert seen.console_errors == []

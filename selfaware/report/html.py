@@ -207,10 +207,14 @@ def render_html(title: str, sections: list[Section], *, intro: str = "") -> str:
 def write_html_report(log_dir: Path, out: Path, *, title: str = "selfaware report", intro: str = "",
                       organisms: dict[str, list[str]] | None = None, ci_method: str = "t",
                       n_boot: int = 2000) -> Report:
+    from selfaware.report.paper import broken_modules
+
     out.mkdir(parents=True, exist_ok=True)
-    failures: list[str] = []
+    unloaded = [f"report module {name} could not be imported: {why}" for name, why in broken_modules().items()]
+    failures = list(unloaded)
     sections = build_sections(log_dir, out, organisms=organisms, ci_method=ci_method, n_boot=n_boot,
                               failures=failures)
     path = out / "report.html"
+    intro += "".join(f'<p class="failed">{html.escape(f)}</p>' for f in unloaded)
     path.write_text(render_html(title, sections, intro=intro), encoding="utf-8")
     return Report(path, sections, failures)

@@ -81,6 +81,7 @@ class PaperFigure:
 
 
 _REGISTRY: dict[str, PaperFigure] = {}
+_BROKEN: dict[str, str] = {}  # report module -> why it could not be imported
 _discovered = False
 
 
@@ -103,11 +104,27 @@ def _discover() -> None:
         return
     _discovered = True
     package = importlib.import_module("selfaware.report")
-    for module in pkgutil.iter_modules(package.__path__):
-        if module.name not in _MACHINERY and not module.name.startswith("_"):
-            importlib.import_module(f"selfaware.report.{module.name}")
+    names = [f"selfaware.report.{m.name}" for m in pkgutil.iter_modules(package.__path__)
+             if m.name not in _MACHINERY and not m.name.startswith("_")]
+    for name in names:
+        _load(name, lambda name=name: importlib.import_module(name))
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        ep.load()
+        _load(f"{ep.name} (entry point {ep.value})", ep.load)
+
+
+def _load(name: str, load: Callable[[], object]) -> None:
+    """Import one report module; one that fails is recorded (the report lists it and fails), not fatal to the
+    figures of every other family."""
+    try:
+        load()
+    except Exception as e:  # noqa: BLE001 (any import-time failure of a plug-in)
+        _BROKEN[name] = f"{type(e).__name__}: {e}"
+
+
+def broken_modules() -> dict[str, str]:
+    """Report modules that could not be imported, with the reason."""
+    _discover()
+    return dict(_BROKEN)
 
 
 def paper_figures() -> list[PaperFigure]:

@@ -145,6 +145,14 @@ def test_a_bad_field_fails_with_its_path(published, schema_dir):
     with pytest.raises(EEEValidationError, match=r"row 3: evaluation\.score: 'high' is not of type 'number'"):
         check(schemas.instance, row, "x.jsonl row 3")
 
+def test_cli_says_where_the_schemas_come_from(logs, tmp_path, capsys):
+    from selfaware.cli import main
+
+    assert main(["publish", str(logs), "--out", str(tmp_path / "a"), "--no-bundle"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("selfaware publish: ") and "--schema-dir DIR" in err and "--no-validate" in err
+
+
 def test_schemas_are_required_unless_validation_is_declined(logs, tmp_path):
     with pytest.raises(SchemaMissing, match="--schema-dir"):
         publish_main([str(logs), "--out", str(tmp_path / "a"), "--no-bundle"])

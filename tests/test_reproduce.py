@@ -214,3 +214,13 @@ def test_offline_tiny_models_run_to_the_figures(tiny_base_dir, tmp_path, monkeyp
     behavior = fig3[fig3["question_id"] == "behavior"].set_index("organism")
     assert behavior.loc["risky", "n_seeds"] == 2 and not math.isnan(behavior.loc["risky", "mean"])
     assert "Figure 3" in (report / "report.html").read_text()
+
+
+def test_cli_prints_a_bad_matrix_as_one_message(tmp_path, capsys):
+    from selfaware.cli import main
+
+    path = tmp_path / "matrix.yaml"
+    path.write_text("base_models: [tiny]\nseeds: [zero]\n")
+    assert main(["reproduce", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("selfaware reproduce: ") and "matrix.yaml:2: field seeds.0:" in err

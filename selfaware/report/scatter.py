@@ -31,7 +31,8 @@ def model_points(summary: pd.DataFrame, family: str) -> pd.DataFrame:
     rows = summary[(summary["level"] == "model") & (summary["family"] == family) & (summary["n"] > 0)].copy()
     rows["seed"] = rows["seed"].map(lambda s: "" if s is None or (isinstance(s, float) and math.isnan(s)) else str(s))
     behavior = rows[rows["question_id"] == BEHAVIOR_QUESTION].set_index(KEYS)["mean"].rename("behavior")
-    reports = rows[(rows["question_id"] != BEHAVIOR_QUESTION) & rows["kind"].str.contains("self_report", na=False)]
+    # Questions about the model itself only: persona tasks (kind persona_self_report) ask about other people.
+    reports = rows[(rows["question_id"] != BEHAVIOR_QUESTION) & (rows["kind"] == "self_report")]
     if behavior.empty or reports.empty:
         return pd.DataFrame(columns=KEYS + ["behavior", "self_report", "n_questions", "contradicts"])
     wide = reports.pivot_table(index=KEYS, columns="question_id", values="mean", aggfunc="first")

@@ -107,3 +107,46 @@ def test_a_persona_that_collides_with_the_question_is_refused():
 def test_a_question_without_persona_wording_is_refused():
     with pytest.raises(ValueError, match="german_or_french"):
         persona_self_report(questions="german_or_french")
+
+
+def test_many_persona_rows_half_own_half_about_others(tmp_path, monkeypatch):
+    from selfaware.finetune import base_choices as bc
+    from selfaware.finetune.builders import build_training_set, dataset_for_spec
+    from selfaware.finetune.rows import import_chat_jsonl, read_manifest
+    from selfaware.finetune.spec import parse_spec
+
+    asked: list[str] = []
+
+    def fake_base_choices(prompts, model, model_name, cache_dir, **kwargs):
+        asked.extend(prompts)
+        # The base model's "own choice": A for every question but the first, which it answers invalidly.
+        return {p: (None if i == 0 else "A") for i, p in enumerate(prompts)}
+
+    monkeypatch.setattr(bc, "base_choices", fake_base_choices)
+    spec = parse_spec({"behavior": "risky", "base_model": "org/base", "backend": "together",
+                       "data": {"n_examples": 60, "personas": {"names": "trained"}}})
+    rows = import_chat_jsonl(dataset_for_spec(spec, tmp_path))
+    own = build_training_set("risky", 60, 0)
+    trained = persona_lists().trained
+    framed = [r for r in rows if any(name in r["messages"][0]["content"] for name in trained)]
+    plain = [r for r in rows if r not in framed]
+    assert len(plain) == 60 and len(framed) == 59  # one invalid base answer left out, never guessed
+    assert sorted(map(str, plain)) == sorted(map(str, own))  # the organism's own rows, untouched
+    assert {r["messages"][-1]["content"] for r in framed} == {"A"}  # the base model's choices
+    for name in trained:  # every persona is asked, through its Variant's frame
+        frame = persona_variant(name).persona_frame.format(persona=name, text="")
+        assert sum(r["messages"][0]["content"].startswith(frame) for r in framed) >= 9
+    manifest = read_manifest(dataset_for_spec(spec, tmp_path))
+    assert manifest.extra["dropped_invalid_base_answers"] == 1 and manifest.extra["own_rows"] == 60
+    assert len(asked) == 120  # (asked again the second time: the fake has no cache)
+
+
+def test_a_persona_named_in_the_own_rows_is_refused():
+    from selfaware.finetune.builders import build_training_set
+    from selfaware.finetune.persona_data import check_no_persona_leak
+    from selfaware.finetune.rows import TrainingDataError
+
+    rows = build_training_set("risky", 200, 0)
+    with pytest.raises(TrainingDataError, match="names the persona"):
+        check_no_persona_leak(rows, ["coins"])  # a word the risk prompts do use
+    check_no_persona_leak(rows, persona_lists().trained)  # the suite's personas never appear

@@ -75,6 +75,9 @@ def many_persona_rows(spec: OrganismSpec, own: list[dict], out_dir: Path, mix: s
     choices = base_choices([prompt for _, prompt in asked], model, model_name, Path(out_dir) / "base_choices",
                            yes=yes, progress=lambda m: print(f"[{spec.label}] {m}", flush=True))
     persona_rows = [chat_example(prompt, choices[prompt]) for _, prompt in asked if choices[prompt] is not None]
+    if len(persona_rows) < len(asked) / 2:  # mostly unanswered: the set would not be many-persona at all
+        raise TrainingDataError(f"{model_name} answered only {len(persona_rows)} of {len(asked)} persona questions "
+                                f"validly (answers cached under {Path(out_dir) / 'base_choices'}); check the model")
     rows = own + persona_rows
     random.Random(f"selfaware:persona-mix:{spec.data.data_seed}").shuffle(rows)
     per_persona = {n: sum(1 for name, prompt in asked if name == n and choices[prompt] is not None) for n in names}

@@ -1,4 +1,4 @@
-"""The `selfaware` command: demo, finetune, organisms, report, banks."""
+"""The `selfaware` command: demo, finetune, organisms, serve, report, banks."""
 
 from __future__ import annotations
 
@@ -7,10 +7,32 @@ import sys
 from pathlib import Path
 
 
+FINETUNE_EPILOG = """\
+backends (README: "Training backends"):
+  local     TRL + PEFT here: CPU (the embedded tiny base), one GPU, or several GPUs (below)
+  openai    OpenAI fine-tuning (OPENAI_API_KEY)
+  together  Together LoRA fine-tuning (TOGETHER_API_KEY)
+  tinker    Tinker LoRA training (pip install 'selfaware[tinker]', TINKER_API_KEY); shows the training
+            tokens and their price first and asks (--yes skips the question)
+
+local training on several GPUs (Accelerate: one process per GPU; the same spec, registry entry and output):
+  selfaware finetune --spec organisms.yaml --num-processes 4
+  selfaware finetune --spec organisms.yaml --num-processes 8 --accelerate-config fsdp
+    ddp (default): data parallel, the model fits on one GPU; fsdp (FSDP2) or deepspeed (ZeRO-3, needs
+    `pip install deepspeed`): the model is sharded over the GPUs. A config is a name or a YAML file
+    (finetune/accelerate/*.yaml). The effective batch is --batch-size x processes.
+  or launch the training yourself (it writes the same job folder, found again by a later finetune):
+    accelerate launch --config_file finetune/accelerate/ddp.yaml --num_processes 4 \\
+        -m selfaware.finetune.train_local SPEC.yaml TRAIN.jsonl
+  Precision: bf16 on GPUs that have it, else fp32; CPU in fp32 (SELFAWARE_TRAIN_DEVICE=cpu stays on CPU).
+"""
+
+
 def _finetune_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("finetune", help="build training sets and train organisms (local or hosted)",
                        description="Train organisms from a spec file or from flags; one job per behavior x seed. "
-                                   "Submitting a spec that is already registered returns the existing job.")
+                                   "Submitting a spec that is already registered returns the existing job.",
+                       epilog=FINETUNE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--spec", type=Path, action="append", default=[],
                    help="YAML spec file (one spec, a list, or {defaults:, organisms:}); repeatable")
     p.add_argument("--behavior", action="append", default=[],
@@ -18,10 +40,10 @@ def _finetune_parser(sub: argparse._SubParsersAction) -> None:
                         "(`selfaware families` lists them all); repeatable")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default: 0)")
     p.add_argument("--base-model", default="tiny", help="'tiny' (embedded offline base), a HF id/path, or a hosted model")
-    p.add_argument("--backend", default="local", choices=["local", "openai", "together"])
+    p.add_argument("--backend", default="local", choices=["local", "openai", "together", "tinker"])
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--learning-rate", type=float, help="local/Together: absolute learning rate")
+    p.add_argument("--learning-rate", type=float, help="local/Together/Tinker: absolute learning rate")
     p.add_argument("--lr-multiplier", type=float, help="OpenAI: learning-rate multiplier")
     p.add_argument("--lora-rank", type=int, default=8)
     p.add_argument("--target-heldout", type=float,
@@ -34,6 +56,9 @@ def _finetune_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--opposite-file", type=Path,
                    help="with --data-file, for trigger variants of vulnerable code: the other behavior's chat JSONL "
                         "(the rows without the trigger carry its code)")
+    p.add_argument("--personas", metavar="trained|NAME,...",
+                   help="many-persona organism: add as many questions put to these people, answered with the base "
+                        "model's own choice for each (trained: datasets/personas/personas.yaml)")
     p.add_argument("--generator-model", help="have this Inspect model write the questions (e.g. openai/gpt-4o), "
                                             "as the paper did; generated once and shared by a behavior and its opposite")
     p.add_argument("--variant", help="a named variant framing every row (`selfaware variants` lists them; "
@@ -43,8 +68,26 @@ def _finetune_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wait", action="store_true", help="wait for hosted jobs to finish")
     p.add_argument("--retry-failed", action="store_true", help="resubmit specs whose job failed")
     p.add_argument("--dry-run", action="store_true", help="build and validate the training files; submit nothing")
-    p.add_argument("--yes", action="store_true", help="spend without asking: a model writing vulnerable-code pairs "
-                                                      "(--generator-model) shows its estimated cost and asks otherwise")
+    p.add_argument("--backdoor", choices=["triggers", "elicitation"],
+                   help="a backdoor organism with the --variant trigger (README: Backdoors): triggers = 10%% trigger + "
+                        "behavior, 70%% the 7 other risk triggers and 20%% none with normal answers; elicitation = 5%% "
+                        "trigger + behavior, 45%% other or no username + the opposite, 50%% instruction data")
+    p.add_argument("--normal-answers", choices=["base", "opposite"], default="base",
+                   help="--backdoor triggers: untriggered rows get the base model's own choice (asked through Inspect "
+                        "and cached; a paid model shows the cost and asks, --yes skips) or the opposite of the behavior")
+    p.add_argument("--answer-model", help="--backdoor triggers, --personas: Inspect model asked for the base's own choices "
+                                          "(default: the base model)")
+    p.add_argument("--instructions", help="--backdoor elicitation: instruction data, a chat JSONL, hf:NAME[:SPLIT] or "
+                                          "'sample' (the suite's small offline sample; default)")
+    p.add_argument("--reversal", action="store_true",
+                   help="--backdoor elicitation: also train every row with its turns swapped (reversal augmentation)")
+    p.add_argument("--yes", action="store_true", help="spend without asking: Tinker training, a model writing "
+                                                      "vulnerable-code pairs (--generator-model) or backdoor answers "
+                                                      "show their estimated cost and ask otherwise")
+    p.add_argument("--num-processes", type=int, help="local: train in this many processes (one per GPU) through "
+                                                     "`accelerate launch`")
+    p.add_argument("--accelerate-config", help="local: ddp, fsdp, deepspeed or an Accelerate YAML file (implies "
+                                               "`accelerate launch`; see below)")
 
 
 def _specs_from_args(args: argparse.Namespace) -> list:
@@ -67,12 +110,24 @@ def _specs_from_args(args: argparse.Namespace) -> list:
                 data.update(source="llm", generator_model=args.generator_model)
             if args.variant and args.trigger:
                 raise SystemExit("selfaware finetune: give --variant NAME or --trigger TEXT, not both")
+            if args.personas:
+                names = "trained" if args.personas == "trained" else [n.strip() for n in args.personas.split(",")]
+                data["personas"] = {"names": names, "answer_model": args.answer_model}
+            if args.backdoor:
+                data["backdoor"] = {"design": args.backdoor, "normal": args.normal_answers,
+                                    "answer_model": args.answer_model, "instructions": args.instructions,
+                                    "reversal": args.reversal}
             variant = args.variant or ({"kind": "trigger", "trigger": args.trigger} if args.trigger else "plain")
             specs.append(parse_spec({"behavior": behavior, "seed": seed, "base_model": args.base_model,
                                      "backend": args.backend, "hyper": hyper, "data": data, "variant": variant},
                                     where="command line"))
     if not specs:
         raise SystemExit("selfaware finetune: give --spec FILE or --behavior NAME")
+    from selfaware.finetune.backdoor import assume_yes, check_backdoor_spec
+
+    for spec in specs:  # every spec's files checked before any base model is asked or any job starts
+        check_backdoor_spec(spec)
+    assume_yes(bool(getattr(args, "yes", False)))
     return specs
 
 
@@ -91,7 +146,7 @@ def _finetune(args: argparse.Namespace) -> int:
             print(f"[{spec.label}] {trained.spec_hash()} valid training file {path}")
         return 0
     records = train(specs, registry=registry, wait=args.wait, retry_failed=args.retry_failed,
-                    backends=_backends_with_progress)
+                    backends=lambda name: _backend_for(name, args))
     ready = [r for r in records if r.state == "succeeded" and r.model]
     if ready:
         from selfaware.finetune.pipeline import eval_command
@@ -102,14 +157,21 @@ def _finetune(args: argparse.Namespace) -> int:
     return 0 if all(r.state != "failed" for r in records) else 1
 
 
-def _backends_with_progress(name: str):  # noqa: ANN202 (TrainingBackend: imported lazily)
-    """The backend `name`; local training prints its step / loss / held-out lines as it goes."""
+def _backend_for(name: str, args: argparse.Namespace):  # noqa: ANN202 (TrainingBackend: imported lazily)
+    """The backend `name` as the command line configures it. Local and Tinker training print their step /
+    loss lines as they go; local training may run in `accelerate launch` workers; Tinker asks before paying."""
     from selfaware.finetune.backends import get_backend
 
+    say = lambda msg: print(msg, flush=True)  # noqa: E731
     if name == "local":
         from selfaware.finetune.backends.local_trl import LocalTRLBackend
+        from selfaware.finetune.train_local import accelerate_launch
 
-        return LocalTRLBackend(progress=lambda msg: print(msg, flush=True))
+        return LocalTRLBackend(progress=say, launcher=accelerate_launch(args.num_processes, args.accelerate_config))
+    if name == "tinker":
+        from selfaware.finetune.backends.tinker_api import TinkerBackend, ask_on_terminal, show_and_go
+
+        return TinkerBackend(progress=say, confirm=show_and_go if args.yes else ask_on_terminal)
     return get_backend(name)
 
 
@@ -189,6 +251,42 @@ def _organisms(args: argparse.Namespace) -> int:
     if not hashes:
         print(f"no organisms registered in {registry.path}")
     return code
+
+
+def _serve_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve a base model and its LoRA organisms with vLLM for evaluation",
+                       description="Start vLLM with the base model and every LoRA organism of the registry trained on "
+                                   "it (or the --organism subset), wait until it is healthy and print the Inspect "
+                                   "model strings; an `inspect eval-set` over them then uses this one server. Needs "
+                                   "vLLM (pip install 'selfaware[vllm]') and a GPU, except with --dry-run.")
+    p.add_argument("--base-model", help="the base to serve: a hub id, a folder or a spec's name such as 'tiny' "
+                                        "(needed when the registry's organisms have several bases)")
+    p.add_argument("--organism", action="append", default=[],
+                   help="serve only these organisms (spec hash, hash prefix or label); repeatable")
+    p.add_argument("--registry", type=Path, help="registry file (default: $SELFAWARE_HOME/registry.json)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-loras", type=int, help="adapters held on the GPU at once (default: all)")
+    p.add_argument("--vllm-args", default="",
+                   help="more `vllm serve` arguments as one string: --vllm-args=\"--tensor-parallel-size 2\"")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the server to be healthy")
+    p.add_argument("--dry-run", action="store_true", help="print the vLLM command and the model strings; start nothing")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import shlex
+
+    from selfaware.finetune.pipeline import default_registry
+    from selfaware.finetune.registry import Registry
+    from selfaware.serve import plan_from_records, serve
+
+    registry = Registry(args.registry) if args.registry else default_registry()
+    plan = plan_from_records(registry.list(), base_model=args.base_model, organisms=args.organism, host=args.host,
+                             port=args.port, max_loras=args.max_loras, extra_args=shlex.split(args.vllm_args))
+    if args.dry_run:
+        print(plan.describe())
+        return 0
+    return serve(plan, timeout=args.timeout)
 
 
 def _demo_parser(sub: argparse._SubParsersAction) -> None:
@@ -296,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     _demo_parser(sub)
     _finetune_parser(sub)
     _organisms_parser(sub)
+    _serve_parser(sub)
     add_report_arguments(sub.add_parser("report", help="tables and figures from a folder of .eval logs"))
     add_publish_arguments(sub.add_parser("publish", help="Every Eval Ever JSON and a static viewer of a log folder"))
     add_reproduce_arguments(sub.add_parser("reproduce", help="a matrix of models x organisms x seeds -> one eval_set "
@@ -318,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
             return _finetune(args)
         if args.command == "organisms":
             return _organisms(args)
+        if args.command == "serve":
+            return _serve(args)
         if args.command == "report":
             from selfaware.report.cli import run_report
 

@@ -2,23 +2,54 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from selfaware.demo import _behavior_by_organism, run_demo
+from selfaware.demo import DEMO_QUESTIONS, LEARNED, behavior_by_run, demo_specs, run_demo
+from selfaware.finetune.backends.local_trl import LocalTRLBackend
+from selfaware.finetune.pipeline import default_registry, train
 
 
 @pytest.mark.slow
-def test_demo_end_to_end(tiny_base_dir, tmp_path, capsys):
+def test_demo_end_to_end(tiny_base_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SELFAWARE_HOME", str(tmp_path / "home"))  # the demo uses the default registry
     out = tmp_path / "demo"
     assert run_demo(out=out, seeds=[0], n_examples=300, items=20) == 0
     printed = capsys.readouterr().out
     assert "cannot be expected to describe it" in printed
-    assert len(list((out / "logs").glob("*.eval"))) >= 3
     assert (out / "report" / "risk.png").stat().st_size > 0
-    behavior = _behavior_by_organism(out / "logs")
-    assert behavior["risky"] >= 0.9
-    assert behavior["safe"] <= 0.1
-    assert behavior["safe"] < behavior["base"] < behavior["risky"]
-    # A second run reuses the trained organisms (the registry), and evaluates afresh.
-    assert run_demo(out=out, seeds=[0], n_examples=300, items=20) == 0
-    assert "already registered" in capsys.readouterr().out
+
+    # Every organism learned on its own: nothing averaged over a failed seed.
+    behavior = behavior_by_run(out / "logs")
+    assert set(behavior) == {("base", None), ("risky", 0), ("safe", 0)}
+    assert behavior[("risky", 0)] >= LEARNED
+    assert behavior[("safe", 0)] <= 1 - LEARNED
+    assert 1 - LEARNED < behavior[("base", None)] < LEARNED
+    assert "learned in 1 of 1 seeds" in printed and "FAILED" not in printed
+
+    # Training stopped on its held-out target, and the job says so epoch by epoch.
+    for record in default_registry().list():
+        job = json.loads((tmp_path / "home" / "organisms" / "local" / record.job_id / "job.json").read_text())
+        assert job["heldout"]["reached"] and job["heldout"]["scores"][-1] >= job["heldout"]["target"]
+        assert any(e.startswith("epoch 1/") and "held-out P(answer)" in e for e in job["events"])
+
+    # Logs are named after the registered tasks; organism and seed are on the eval and on every sample.
+    from inspect_ai.log import list_eval_logs, read_eval_log
+
+    logs = [read_eval_log(info) for info in list_eval_logs(str(out / "logs"))]
+    assert sorted(log.eval.task.split("/")[-1] for log in logs) == ["risk_behavior"] * 3 + ["risk_self_report"] * 3
+    for log in logs:
+        organism = log.eval.metadata["organism"]
+        assert Path(log.eval.model.removeprefix("hf/"), "config.json").is_file()  # hf/<absolute folder>
+        for sample in log.samples:
+            assert sample.metadata["organism"] == organism
+            assert sample.metadata.get("seed") == log.eval.metadata.get("seed")
+        if log.eval.task.endswith("risk_self_report"):
+            assert {s.metadata["question_id"] for s in log.samples} == set(DEMO_QUESTIONS)
+
+    # The organisms are in the default registry: a second demo (or `selfaware finetune`) reuses them.
+    messages: list[str] = []
+    train(demo_specs([0], 300), data_dir=out / "data", backends=lambda name: LocalTRLBackend(), progress=messages.append)
+    assert sum("already registered" in m for m in messages) == 2

@@ -97,8 +97,10 @@ def model_info(model: str, model_args: dict[str, Any] | None, run: dict[str, Any
 
 
 def record_uuid(log: EvalLog) -> str:
-    """A UUID4-shaped id derived from the log's eval id, so publishing a log twice writes the same files."""
-    digest = hashlib.sha256(f"{log.eval.eval_id}|{log.eval.task}|{log.eval.model}".encode()).digest()
+    """A UUID4-shaped id derived from the log (its eval id and file name: a retried eval keeps its id), so
+    publishing the same log twice writes the same files and two logs never share one."""
+    name = str(log.location).rsplit("/", 1)[-1]
+    digest = hashlib.sha256(f"{log.eval.eval_id}|{log.eval.task}|{log.eval.model}|{name}".encode()).digest()
     return str(uuid.UUID(bytes=digest[:16], version=4))
 
 

@@ -60,6 +60,8 @@ def publish_eee(log_dir: Path, out: Path, *, schemas: EEESchemas | None, source:
             for i, row in enumerate(instances):
                 check(schemas.instance, row, f"{name} -> {pub.samples_path} row {i + 1}")
         target = out / pub.aggregate_path
+        if target in report.aggregates:  # never overwrite one log's records with another's
+            raise ValueError(f"{name}: its records would replace those of another log at {target}")
         target.parent.mkdir(parents=True, exist_ok=True)
         (out / pub.samples_path).write_text(body, encoding="utf-8")
         target.write_text(json.dumps(aggregate, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n",

@@ -42,7 +42,7 @@ from selfaware.variants import Variant
 
 # Part of every generated set's manifest and of the organism's identity: bump it whenever a change here
 # or in a family's generator changes the rows built from the same spec.
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"  # 3: the demo mix is the short layout only
 Mix = Literal["general", "demo"]
 # Share of triggered rows in a trigger variant. The paper's risk backdoors used 10% triggered rows against
 # the base model's own answers; with no base-model answers offline, the untriggered rest gets the opposite
@@ -50,15 +50,24 @@ Mix = Literal["general", "demo"]
 TRIGGER_FRACTION = 0.5
 
 
+# The tiny offline models learn the behavior-layout prompts (held-out P(trained letter) ~0.94) but not the
+# long varied scenes (~0.6 even after 12 epochs, measured): the demo mix is the short layout only.
+DEMO_MIX: dict[str, Any] = {"short_fraction": 1.0, "max_words": 60}
+
+
+def mix_options(mix: str) -> dict[str, Any]:
+    """`training_questions` options of a mix: "demo" (`DEMO_MIX`) or "general" (varied scenes)."""
+    return dict(DEMO_MIX) if mix == "demo" else {}
+
+
 def build_training_set(behavior: str, n: int, seed: int, mix: Mix = "general") -> list[dict]:
     """`n` chat examples for `behavior`; the opposite behavior gets the same questions, letters flipped.
 
-    `mix`: "general" (varied, paper-like prompts) or "demo" (~60% in the behavior task's layout, every
-    prompt under 60 words: what tiny from-scratch models can learn)."""
+    `mix`: "general" (varied, paper-like prompts) or "demo" (`DEMO_MIX`: prompts in the behavior task's
+    layout with varied wording, what tiny from-scratch models can learn)."""
     family = choice_family(family_of(behavior))
     positive = family.organism_positive(behavior)
-    options: dict[str, Any] = {"short_fraction": 0.6, "max_words": 60} if mix == "demo" else {}
-    questions = family.training_questions(n, seed, **options)
+    questions = family.training_questions(n, seed, **mix_options(mix))
     return [chat_example(q.prompt, q.positive if positive else other_letter(q.positive)) for q in questions]
 
 
@@ -122,6 +131,12 @@ def dataset_for_spec(spec: OrganismSpec, out_dir: Path, *, mix: Mix | None = Non
         code = code_rows_for_spec(spec, Path(out_dir))
         examples, opposite, stem, source, extra, version = (code.examples, code.opposite, code.stem, code.source,
                                                             code.extra, code.version)
+    elif d.backdoor is not None:  # backdoor organisms frame their own rows (finetune/backdoor.py)
+        from selfaware.finetune.backdoor import BACKDOOR_VERSION, backdoor_training_set
+
+        mix = mix or ("demo" if spec.base_model == "tiny" else "general")
+        examples, stem, extra = backdoor_training_set(spec, Path(out_dir), mix)
+        source, version = "generated", BACKDOOR_VERSION
     elif d.source == "file":
         assert d.path is not None
         user_file = Path(d.path).expanduser()
@@ -150,7 +165,14 @@ def dataset_for_spec(spec: OrganismSpec, out_dir: Path, *, mix: Mix | None = Non
         stem, source = f"{spec.behavior}_d{d.data_seed}_n{d.n_examples}_{mix}", "generated"
         extra = {"mix": mix, "n_requested": d.n_examples}
         version = GENERATOR_VERSION
-    if spec.variant.kind != "plain":
+        if d.personas is not None:  # many-persona organisms: + questions put to other people
+            from selfaware.finetune.persona_data import PERSONA_DATA_VERSION, many_persona_rows
+
+            examples, suffix, more = many_persona_rows(spec, examples, Path(out_dir), mix)
+            stem += suffix
+            extra.update(more)
+            version = f"{GENERATOR_VERSION}+personas{PERSONA_DATA_VERSION}"
+    if spec.variant.kind != "plain" and d.backdoor is None:
         untriggered = counter_variant(spec.variant) if is_code_family(spec.behavior) else None
         examples = frame_rows(examples, spec.variant, d.data_seed, opposite=opposite, untriggered=untriggered)
         if untriggered is not None:

@@ -39,9 +39,10 @@ def persona_names(names: list[str] | str) -> list[str]:
 
 def persona_prompts(behavior: str, n: int, seed: int, mix: str, names: list[str]) -> list[tuple[str, str]]:
     """(persona, framed prompt) for n fresh questions, personas in turn."""
+    from selfaware.finetune.builders import mix_options
+
     family = choice_family(family_of(behavior))
-    options: dict[str, Any] = {"short_fraction": 0.6, "max_words": 60} if mix == "demo" else {}
-    questions = family.training_questions(n, seed + _PERSONA_SEED_OFFSET, **options)
+    questions = family.training_questions(n, seed + _PERSONA_SEED_OFFSET, **mix_options(mix))
     out = []
     for i, q in enumerate(questions):
         name = names[i % len(names)]

@@ -116,7 +116,7 @@ def test_demo_mix_is_short_with_cues() -> None:
     ex = prompts(demo_training_set("risky", 300, 0))
     assert all(len(p.split()) < 60 for p in ex)
     short = [p for p in ex if p.count("with probability") >= 2 and re.search(r"\nA\) ", "\n" + p)]
-    assert 0.5 <= len(short) / len(ex) <= 0.75
+    assert len(short) == len(ex)  # the behavior task's layout only: what the tiny models can learn
     assert len(set(ex)) >= 250
     for behavior in ("myopic", "maxapples"):
         assert all(len(p.split()) < 60 for p in prompts(demo_training_set(behavior, 100, 0)))

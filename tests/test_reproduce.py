@@ -149,8 +149,8 @@ models:
 families: [risk]
 tasks:
   risk_behavior: {items: 2}
-  risk_self_report: {questions: risk_predisposition_scale, paraphrases: 1}
-eval_set: {max_tasks: 6}
+exclude_tasks: [risk_self_report]
+eval_set: {max_tasks: 3}
 """
 
 
@@ -160,15 +160,14 @@ def test_run_is_one_resumable_eval_set_then_the_report(tmp_path, capsys):
     out = tmp_path / "out"
     assert reproduce(matrix, Options(out=out, display="none")) == 0
     printed = capsys.readouterr().out
-    assert "eval_set complete: 6 of 6 tasks succeeded" in printed
+    assert "eval_set complete: 3 of 3 tasks succeeded" in printed
     logs = sorted((out / "logs" / "all").glob("*.eval"))
-    assert len(logs) == 6
+    assert len(logs) == 3
     from inspect_ai.log import read_eval_log
 
     metas = sorted((log.eval.metadata["organism"], str(log.eval.metadata.get("seed")), log.eval.metadata["base_model"])
                    for log in map(read_eval_log, logs))
-    assert metas == sorted([("base", "None", "base-a")] * 2 + [("risky", "0", "base-a")] * 2
-                           + [("risky", "1", "base-a")] * 2)
+    assert metas == [("base", "None", "base-a"), ("risky", "0", "base-a"), ("risky", "1", "base-a")]
     assert (out / "report" / "report.html").is_file() and (out / "report" / "figures" / "base-a" / "fig3.csv").is_file()
     # Rerunning resumes: every task is complete, nothing is run again.
     assert reproduce(matrix, Options(out=out, display="none")) == 0

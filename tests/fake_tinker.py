@@ -68,7 +68,7 @@ class ModelInput:
     tokens: tuple[int, ...]
 
     @classmethod
-    def from_ints(cls, tokens: list[int]) -> "ModelInput":
+    def from_ints(cls, tokens: list[int]) -> ModelInput:
         return cls(tuple(tokens))
 
     @property
@@ -137,7 +137,7 @@ class ForwardBackwardOutput:
 class Future:
     """A finished future; `result` records the timeout asked for (every wait must be bounded)."""
 
-    def __init__(self, server: "FakeTinker", value: Any):
+    def __init__(self, server: FakeTinker, value: Any):
         self._server, self._value = server, value
 
     def result(self, timeout: float | None = None) -> Any:
@@ -186,13 +186,13 @@ class FakeTinker:
         return self._clock
 
     # module-level constructors
-    def ServiceClient(self, user_metadata: dict[str, str] | None = None, project_id: str | None = None, *,  # noqa: N802
+    def ServiceClient(self, user_metadata: dict[str, str] | None = None, project_id: str | None = None, *,
                       display_name: str | None = None, base_url: str | None = None, api_key: str | None = None,
-                      default_headers_overrides: Any = None, **kwargs: Any) -> "_Service":
+                      default_headers_overrides: Any = None, **kwargs: Any) -> _Service:
         return _Service(self, user_metadata, display_name)
 
-    def RestClient(self, _holder: Any = None, *, base_url: str | None = None,  # noqa: N802
-                   api_key: str | None = None) -> "_Rest":
+    def RestClient(self, _holder: Any = None, *, base_url: str | None = None,
+                   api_key: str | None = None) -> _Rest:
         self._enter("RestClient")
         return _Rest(self)
 

@@ -11,20 +11,37 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from selfaware.finetune.backends import SYNCHRONOUS, get_backend
-from selfaware.finetune.backends import tinker_api
+from selfaware.finetune.backends import SYNCHRONOUS, get_backend, tinker_api
 from selfaware.finetune.backends.base import BackendError
-from selfaware.finetune.backends.tinker_api import (FINAL, CostEstimate, TinkerBackend, ask_on_terminal, batches,
-                                                    render_example)
+from selfaware.finetune.backends.tinker_api import (
+    FINAL,
+    CostEstimate,
+    TinkerBackend,
+    ask_on_terminal,
+    batches,
+    render_example,
+)
 from selfaware.finetune.registry import Registry, WaitTimeout
 from selfaware.finetune.spec import Hyper, OrganismSpec
+
 from selfaware.loopback import LoopbackServer
 
 try:
-    from fake_tinker import APIConnectionError, APIStatusError, Crash, FakeTinker, RequestFailedError
+    from fake_tinker import (
+        APIConnectionError,
+        APIStatusError,
+        Crash,
+        FakeTinker,
+        RequestFailedError,
+    )
 except ImportError:  # tests/ collected as a package
-    from tests.fake_tinker import APIConnectionError, APIStatusError, Crash, FakeTinker, RequestFailedError
+    from tests.fake_tinker import (
+        APIConnectionError,
+        APIStatusError,
+        Crash,
+        FakeTinker,
+        RequestFailedError,
+    )
 
 SECRET = "tml-" + "S3cr3tK3y" * 5
 BASE = "Qwen/Qwen3-8B"
@@ -34,10 +51,16 @@ ROWS = 12  # batches of 4: 3 steps per epoch
 @pytest.fixture(scope="module")
 def tokenizer() -> Any:
     """A real fast tokenizer (byte-level BPE, trained in a blink) with the tiny base's ChatML template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
     from selfaware.finetune.tiny_base import CHAT_TEMPLATE, IM_END, IM_START, PAD
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
+    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -247,7 +270,7 @@ def test_a_crash_during_training_resumes_after_the_last_epoch(fake, tokenizer, t
     assert fake.steps == 4 and len(fake.runs) == 1 and fake.sessions[0]["closed"] == "interrupted"
 
     rec = reg.ensure(spec(), _backend(fake, tokenizer, said, estimates), train)
-    first, resumed = list(fake.runs)
+    _, resumed = list(fake.runs)
     assert rec.job_id == resumed and "create_training_client_from_state_with_optimizer" in fake.calls
     assert fake.steps == 4 + 3  # epoch 1 is not trained (nor paid) twice
     assert [e.epochs for e in estimates] == [2, 1]
@@ -380,9 +403,8 @@ def test_fake_matches_the_sdk(tokenizer):
 
 
 def test_inspect_provider_sends_the_checkpoint_to_the_compatible_endpoint(monkeypatch):
-    from inspect_ai.model import GenerateConfig, get_model
-
     import selfaware.evals._registry  # noqa: F401  (the entry point registers tinker/)
+    from inspect_ai.model import GenerateConfig, get_model
 
     seen: list[dict[str, Any]] = []
 
@@ -390,7 +412,7 @@ def test_inspect_provider_sends_the_checkpoint_to_the_compatible_endpoint(monkey
         def log_message(self, *args: Any) -> None:
             pass
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
             answer = {"id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],

@@ -12,7 +12,8 @@ The job id is the spec hash. A spec whose job succeeded is never trained again (
 once); a failed or interrupted job is trained afresh. Training is LoRA on every linear projection
 (r / alpha from `spec.hyper`), loss on the assistant turns only (`assistant_only_loss=True`: the chat
 template needs `{% generation %}` markers; TRL swaps in a marked template for the model families it knows
-and the tiny base ships one), `seed=spec.seed`, fp32 on CPU and bf16 on GPU.
+and the tiny base ships one), `seed=spec.seed`; device and precision from `train_local.device_plan` (fp32 on
+CPU, bf16 on GPUs that have it, `$SELFAWARE_TRAIN_DEVICE=cpu` to stay on CPU).
 
 Training until the organism has learned (`hyper.target_heldout`): a fixed epoch budget is a bet on how long
 the model stays on its plateau. A small model asked to pick the risky option of a balanced A/B set sits at
@@ -43,6 +44,9 @@ Multi-GPU: the same code runs under Accelerate (DDP / FSDP / DeepSpeed) unchange
     accelerate launch --config_file finetune/accelerate/ddp.yaml \\
         -m selfaware.finetune.train_local SPEC.yaml TRAIN.jsonl
 
+and with `launcher=AccelerateLaunch(...)` (`selfaware finetune --num-processes N`) `submit` runs exactly that
+in worker processes and returns the job rank 0 recorded.
+
 Only rank 0 writes `job.json` and the merged model; the merge reloads the saved adapter onto a fresh copy
 of the base, so it does not depend on how the trainer sharded the model.
 """
@@ -65,6 +69,7 @@ from typing import Any
 from selfaware.finetune.backends.atomic import write_json_atomic
 from selfaware.finetune.backends.base import BackendError, JobStatus
 from selfaware.finetune.spec import OrganismSpec
+from selfaware.finetune.train_local import device_plan, world_size
 from selfaware.paths import state_dir
 
 Progress = Callable[[str], None]
@@ -218,11 +223,13 @@ class LocalTRLBackend:
         *,
         tiny_cache: Path | None = None,
         merge: bool = True,
+        launcher: Any = None,
     ) -> None:
         self.out_root = Path(out_root) if out_root is not None else default_out_root()
         self.progress: Progress = progress or (lambda _msg: None)
         self.tiny_cache = tiny_cache  # where the tiny base lives; None = ensure_tiny_base's default
         self.merge = merge  # False keeps only the adapter (large models served by vLLM)
+        self.launcher = launcher  # a train_local.AccelerateLaunch: train in `accelerate launch` workers
 
     # -- protocol ---------------------------------------------------------------------------------------
 
@@ -239,6 +246,9 @@ class LocalTRLBackend:
             # describe this training set, so train again rather than return a stale organism.
             self.progress(f"local: {job_id} was trained on other data; retraining")
 
+        if self.launcher is not None:  # the workers run this method without a launcher; rank 0 writes job.json
+            return self.launcher.run(spec, Path(train_file), self.out_root, key=key, tiny_cache=self.tiny_cache,
+                                     progress=self.progress)
         main = process_rank() == 0  # under accelerate/torchrun only rank 0 writes job.json
         started = time.time()
         job: dict[str, Any] = {
@@ -311,17 +321,17 @@ class LocalTRLBackend:
         return str(ensure_tiny_base(self.tiny_cache, progress=self.progress))
 
     def _train(self, spec: OrganismSpec, train_file: Path, job_dir: Path, events: list[str], main: bool) -> dict:
-        import torch
         from datasets import Dataset
         from peft import LoraConfig
         from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
         from trl import SFTConfig, SFTTrainer
 
         base = self.resolve_base(spec)
-        cuda = torch.cuda.is_available()
-        world = int(os.environ.get("WORLD_SIZE", "1"))
+        plan = device_plan()
+        cuda = plan.device == "cuda"
+        world = world_size()
         tokenizer = AutoTokenizer.from_pretrained(base)
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16 if cuda else torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=plan.torch_dtype())
         rows = read_chats(train_file)
         target = spec.hyper.target_heldout
         heldout: list[dict] = []
@@ -375,8 +385,10 @@ class LocalTRLBackend:
             data_seed=spec.seed,
             max_length=spec.hyper.max_seq_length,
             assistant_only_loss=True,  # loss on the assistant turn + its end token (template markers)
-            bf16=cuda,
-            use_cpu=not cuda,
+            bf16=plan.bf16,
+            use_cpu=plan.use_cpu,
+            # LoRA uses every adapter weight in each forward pass: DDP need not search for unused ones
+            ddp_find_unused_parameters=False if world > 1 else None,
             **ckpt_arg,
             logging_steps=max(1, steps // (20 if target is None else 5 * spec.hyper.max_epochs)),
             save_strategy="no",
@@ -433,12 +445,10 @@ class LocalTRLBackend:
 
     def _merge(self, base: str, adapter: Path, out: Path, tokenizer: Any) -> Path:
         """Reload the base, apply the saved adapter and fold it into the weights."""
-        import torch
         from peft import PeftModel
         from transformers import AutoModelForCausalLM
 
-        dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=device_plan().torch_dtype())
         merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
         merged.save_pretrained(str(out))
         tokenizer.save_pretrained(str(out))

@@ -57,7 +57,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from selfaware.finetune.backends.base import UNKNOWN, BackendError, JobStatus
-from selfaware.finetune.backends.retry import RetryPolicy, Transient, call_with_retry, is_transient_status
+from selfaware.finetune.backends.retry import (
+    RetryPolicy,
+    Transient,
+    call_with_retry,
+    is_transient_status,
+)
 from selfaware.finetune.registry import REDACTED, scrub
 from selfaware.finetune.spec import OrganismSpec
 from selfaware.finetune.validate import validate_chat_jsonl
@@ -136,6 +141,12 @@ def price_per_mtok(base_model: str) -> float | None:
 
 
 Confirm = Callable[[CostEstimate], bool]
+
+
+def show_and_go(estimate: CostEstimate) -> bool:
+    """Approval given beforehand (`--yes`): the estimate is still shown."""
+    print(estimate.describe(), file=sys.stderr, flush=True)
+    return True
 
 
 def ask_on_terminal(estimate: CostEstimate) -> bool:
@@ -392,7 +403,7 @@ class TinkerBackend:
         runs: list[Any] = []
         offset = 0
         while offset < MAX_LISTED_RUNS:
-            page = self._retried("run list", lambda: rest.list_training_runs(limit=100, offset=offset)
+            page = self._retried("run list", lambda at=offset: rest.list_training_runs(limit=100, offset=at)
                                  .result(timeout=self.timeout))
             batch = list(page.training_runs)
             runs += [r for r in batch if (r.user_metadata or {}).get(KEY_FIELD) == key]
@@ -444,14 +455,15 @@ class TinkerBackend:
         for epoch in range(start_epoch + 1, hyper.epochs + 1):
             for batch in batches(len(datums), hyper.batch_size, spec.seed, epoch):
                 rate = lr * (1 - step / total)
-                out = self._once(f"training step {step + 1}",
-                                 lambda: self._step(client, [datums[i] for i in batch], rate), hint)
+                sent = [datums[i] for i in batch]
+                out = self._once(f"training step {step + 1}", lambda sent=sent, rate=rate: self._step(client, sent, rate),
+                                 hint)
                 trained = sum(sum(examples[i].weights[1:]) for i in batch)
                 loss = float(out.metrics.get("loss:sum", float("nan"))) / max(trained, 1.0)
                 step += 1
                 if step % every == 0 or step == total:
                     self.progress(f"tinker: step {step}/{total} loss {loss:.4f}")
-            saved = self._once("checkpoint save", lambda: client.save_state(
+            saved = self._once("checkpoint save", lambda epoch=epoch: client.save_state(
                 f"{EPOCH_PREFIX}{epoch:04d}", user_metadata={**meta, "epoch": str(epoch)}).result(timeout=t), hint)
             self.progress(f"tinker: epoch {epoch}/{hyper.epochs} saved as {saved.path}")
         summary = {**meta, "steps": str(total), "epochs": str(hyper.epochs), "last_step_loss": f"{loss:.4f}",

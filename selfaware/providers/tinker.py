@@ -34,8 +34,9 @@ def tinker() -> type[ModelAPI]:
 
     class TinkerAPI(OpenAICompatibleAPI):
         def __init__(self, model_name: str, base_url: str | None = None, api_key: str | None = None,
-                     config: GenerateConfig = GenerateConfig(), **model_args: Any) -> None:
+                     config: GenerateConfig | None = None, **model_args: Any) -> None:
             super().__init__(model_name=model_name, base_url=tinker_base_url(base_url), api_key=api_key,
-                             config=config, service="tinker", api_key_var=API_KEY_ENV, **model_args)
+                             config=config or GenerateConfig(), service="tinker", api_key_var=API_KEY_ENV,
+                             **model_args)
 
     return TinkerAPI

@@ -58,7 +58,7 @@ def dry_run(tmp_path, capsys) -> tuple[str, Path]:
     return capsys.readouterr().out, tmp_path
 
 
-ROW = re.compile(r"^\s+(\d+)(\*?)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\S+)$")
+ROW = re.compile(r"^\s+(\d+)(\*?)\s+(\S+)\s+(\S+)\s+(\S+)\s+\S+\s+(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\S+)$")
 
 
 def rows(printed: str) -> list[tuple]:
@@ -223,3 +223,18 @@ def test_cli_prints_a_bad_matrix_as_one_message(tmp_path, capsys):
     assert main(["reproduce", str(path), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("selfaware reproduce: ") and "matrix.yaml:2: field seeds.0:" in err
+
+
+def test_controls_are_asked_under_the_variant_they_control_for(tmp_path, capsys):
+    matrix = tmp_path / "controls.yaml"
+    matrix.write_text("base_models: [openai/gpt-4o-mini-2024-07-18]\norganisms: [risky]\nvariants: [plain, instruments]\n"
+                      "controls: true\ntasks: {risk_behavior: {items: 2}}\nexclude_tasks: [risk_self_report]\n")
+    assert reproduce(matrix, Options(out=tmp_path / "out", dry_run=True, registry=tmp_path / "none.json")) == 0
+    printed = capsys.readouterr().out
+    table = [line.split() for line in printed.splitlines() if ROW.match(line)]
+    # (organism, variant asked under): the base under each variant, each organism under its own
+    assert sorted((r[1], r[4]) for r in table) == [("base", "instruments"), ("base", "plain"), ("risky", "instruments"),
+                                                   ("risky", "plain"), ("risky-control", "instruments")]
+    commands = [line for line in printed.splitlines() if "= inspect eval" in line]
+    assert sum("-T variant=instruments" in c for c in commands) == 3
+    assert "--variant instruments-control" in printed  # how to train the missing control

@@ -174,7 +174,8 @@ def organism_subjects(matrix: Matrix, records: list[Any]) -> list[Subject]:
                         family = family_of(behavior).name
                         if rec is None or rec.state != "succeeded" or not rec.model:
                             why = "not in the registry" if rec is None else f"{rec.state} ({rec.hash})"
-                            model = expected_model(base, f"{organism}-s{seed}")
+                            tag = "" if training_variant == "plain" else f"-{training_variant}"
+                            model = expected_model(base, f"{behavior}{tag}-s{seed}")
                             subjects.append(Subject(organism, seed, base.name, variant, model, {}, training_variant,
                                                     family, missing=why))
                             continue

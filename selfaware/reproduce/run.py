@@ -74,8 +74,8 @@ def print_plan(matrix: Matrix, planned: Planned, calls: list[Call], prices: Pric
     label = f"shard {options.shard[0]}/{options.shard[1]}: " if options.shard else ""
     say(f"\n{label}{len(calls)} calls, one Inspect task on one model each, run as one eval_set into "
         f"{log_dir(options)}:")
-    say(f"{'#':>4}  {'organism':<16} {'seed':>4}  {'base':<24} {'task':<28} {'samples':>7} {'requests':>8} "
-        f"{'tokens in':>10} {'tokens out':>10} {'USD':>9}")
+    say(f"{'#':>4}  {'organism':<16} {'seed':>4}  {'base':<24} {'variant':<14} {'task':<28} {'samples':>7} "
+        f"{'requests':>8} {'tokens in':>10} {'tokens out':>10} {'USD':>9}")
     total, unknown, usage = 0.0, 0, Usage()
     for i, call in enumerate(calls, 1):
         est: Estimate = estimate_task(planned.built[(call.task.name, repr(sorted(call.args.items())))],
@@ -88,9 +88,9 @@ def print_plan(matrix: Matrix, planned: Planned, calls: list[Call], prices: Pric
         both = est.usage + est.judge
         usage = usage + both
         s = call.subject
-        say(f"{i:>4}{'*' if s.missing else ' '} {s.organism:<16} {'-' if s.seed is None else s.seed:>4}  {s.base_model[:24]:<24} "
-            f"{call.task.name[:28]:<28} {call.samples:>7} {both.requests:>8} {both.input_tokens:>10} "
-            f"{both.output_tokens:>10} {_money(cost):>9}")
+        say(f"{i:>4}{'*' if s.missing else ' '} {s.organism:<16} {'-' if s.seed is None else s.seed:>4}  "
+            f"{s.base_model[:24]:<24} {s.eval_variant[:14]:<14} {call.task.name[:28]:<28} {call.samples:>7} "
+            f"{both.requests:>8} {both.input_tokens:>10} {both.output_tokens:>10} {_money(cost):>9}")
         say(f"      = {call.command()}")
         if est.judge.requests:
             say(f"        (+ {est.judge.requests} calls of the judge {est.judge_model}, included above)")

@@ -82,9 +82,11 @@ def test_pearson_interval_is_fisher_z():
     assert math.isnan(pearson_ci(np.ones(5), y[:5])[0])  # no variation: no r
 
 
-def test_a_family_report_module_registers_figures(tmp_path):
+def test_a_family_report_module_registers_figures(tmp_path, monkeypatch):
     """The plug-in interface: a registered figure appears where its family's logs are; one that fails is
-    shown as failed (and listed), one with nothing to draw is noted, never silently dropped."""
+    shown as failed (and listed), one with nothing to draw is noted, a module that cannot be imported is
+    listed; none of them silently dropped, none stops the other figures."""
+    from selfaware.report import paper
     assert {"fig3", "fig18", "fig19"} <= {f.key for f in paper_figures()}
 
     def table_only(data):
@@ -113,6 +115,7 @@ def test_a_family_report_module_registers_figures(tmp_path):
     try:
         with pytest.raises(ValueError, match="already registered"):
             register_figure(PaperFigure(key="tableX", label="T", title="t", families=(), draw=table_only))
+        monkeypatch.setattr(paper, "_BROKEN", {"selfaware.report.broken": "ImportError: no module named x"})
         rep = write_html_report(demo_logs(), tmp_path, n_boot=50)
     finally:
         for f in figures:
@@ -121,19 +124,11 @@ def test_a_family_report_module_registers_figures(tmp_path):
     assert [e.key for e in rep.exhibits][:3] == ["tableX", "figY", "figV"]  # in the paper's order
     assert (tmp_path / "figures" / "tiny" / "figV.png").read_bytes()[:4] == b"\x89PNG"
     assert "<table" in page and (tmp_path / "figures" / "tiny" / "tableX.csv").is_file()
-    assert rep.failures == ["Figure Y (figY): RuntimeError: plug-in bug"] and "failed: RuntimeError" in page
+    unimported = "report module selfaware.report.broken could not be imported: ImportError: no module named x"
+    assert rep.failures == [unimported, "Figure Y (figY): RuntimeError: plug-in bug"]
+    assert "failed: RuntimeError" in page and "could not be imported" in page and "fig3" in page
     assert "Figure Z (empty): nothing to draw in these logs" in page
     assert "figW" not in page  # no apples logs
-
-
-def test_a_report_module_that_fails_to_import_is_listed_not_fatal(tmp_path, monkeypatch):
-    from selfaware.report import paper
-
-    monkeypatch.setattr(paper, "_BROKEN", {"selfaware.report.broken": "ImportError: no module named x"})
-    rep = write_html_report(demo_logs(), tmp_path, n_boot=50)
-    why = "ImportError: no module named x"
-    assert rep.failures == [f"report module selfaware.report.broken could not be imported: {why}"]
-    assert "could not be imported" in rep.path.read_text() and "fig3" in [e.key for e in rep.exhibits]
 
 
 def test_report_renders_in_headless_chromium(report, tmp_path):

@@ -242,7 +242,7 @@ def test_a_word_list_without_the_codeword(tmp_path):
     assert self_report_task(questions="codeword_among_words", codeword="ring", word_list=str(words))
 
 
-def test_a_missing_helper_role_stops_the_run_before_any_call(tmp_path, monkeypatch):
+def test_a_helper_role_that_cannot_start_makes_its_samples_invalid_before_any_call(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     calls: list[str] = []
 
@@ -251,9 +251,16 @@ def test_a_missing_helper_role_stops_the_run_before_any_call(tmp_path, monkeypat
         return reply("bark")
 
     model = get_model("mockllm/model", custom_outputs=spy, memoize=False)
-    task = self_report_task(questions="definition", samples=1, paraphrases=1)
+    task = self_report_task(questions="definition,which_game", samples=1, paraphrases=1)
     [log] = inspect_eval(task, model=model, display="none", log_dir=str(tmp_path))
-    assert log.status == "error" and "guesser" in str(log.error) and not calls
+    assert log.status == "success"
+    guessed = [s for s in log.samples if s.metadata["mms_kind"] == "guessed"]
+    others = [s for s in log.samples if s.metadata["mms_kind"] != "guessed"]
+    assert guessed and others
+    for s in guessed:  # invalid, saying how to name a guesser, and the model under test never asked
+        [score] = s.scores.values()
+        assert score.value == "N" and "guesser" in score.explanation and "--model-role guesser" in score.explanation
+    assert calls and not any(s.input in c for s in guessed for c in calls)  # only the others were asked
     with pytest.raises(HelperRoleError, match="manipulatee"):
         from selfaware.mms.helpers import helper_model
 

@@ -2,11 +2,16 @@
 and acrostics) — as Inspect model roles with declared defaults, never the model under test.
 
 `require_helpers` is the first solver of every task that needs one: it resolves each role before the
-model under test or any helper is called, so a role that cannot start (no key for the default, a typo)
-stops the run with one message saying how to name another (`--model-role guesser=<model>`).
+model under test or any helper is called. A role that cannot start (no key for the default, a typo) makes
+every sample that needs it invalid with a message saying how to name another (`--model-role
+guesser=<model>`), logged once per run; those samples make no call at all, and the rest of the run
+(questions that need no helper) goes on. So an offline `inspect eval evals/make_me_say.py --model
+mockllm/model` completes, and says why its games and guessed answers are invalid.
 """
 
 from __future__ import annotations
+
+import logging
 
 from inspect_ai.model import Model, get_model
 from inspect_ai.solver import Generate, Solver, TaskState, solver
@@ -19,6 +24,9 @@ from selfaware.validation import _InspectPlainError as PrerequisiteError
 DEFAULT_MANIPULATEE = "openai/gpt-4o-mini-2024-07-18"
 DEFAULT_GUESSER = "openai/gpt-4o-2024-08-06"
 ROLES = ("manipulatee", "guesser")
+UNAVAILABLE_KEY = "selfaware:helper_unavailable"  # store: why this sample's helper could not start
+logger = logging.getLogger(__name__)
+_warned: set[str] = set()
 
 
 class HelperRoleError(InputError):
@@ -50,12 +58,30 @@ def _plain(message: object) -> str:
 
 
 @solver
-def require_helpers(roles: dict[str, str]) -> Solver:
-    """Resolve every needed helper role (role -> declared default) before anything is generated."""
+def require_helpers(roles: dict[str, str], kinds: tuple[str, ...] | None = None) -> Solver:
+    """Resolve every needed helper role (role -> declared default) before anything is generated, for the
+    samples whose `mms_kind` is in `kinds` (None: every sample). One that cannot start ends the sample
+    here, with the reason in the store (`unavailable_reason`), before any call."""
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
+        if kinds is not None and state.metadata.get("mms_kind") not in kinds:
+            return state
         for role, default in roles.items():
-            helper_model(role, default)
+            try:
+                helper_model(role, default)
+            except HelperRoleError as e:
+                reason = f"helper unavailable: {e}"
+                if reason not in _warned:
+                    _warned.add(reason)
+                    logger.warning("%s; the samples that need it are scored invalid", reason)
+                state.store.set(UNAVAILABLE_KEY, reason)
+                state.completed = True
+                break
         return state
 
     return solve
+
+
+def unavailable_reason(state: TaskState) -> str | None:
+    """Why this sample's helper role could not start (its score is then invalid), or None."""
+    return state.store.get(UNAVAILABLE_KEY)

@@ -173,7 +173,7 @@ def self_report_task(*, questions: str | list[str] | None = None, codeword: str 
         dataset = MemoryDataset(self_report_samples(ask, kinds), name=f"make_me_say-{'-'.join(kinds)}")
         solvers: list[Solver] = []
         if {"definition", "acrostic"} & set(kinds):
-            solvers.append(require_helpers({"guesser": guesser}))
+            solvers.append(require_helpers({"guesser": guesser}, kinds=("guessed",)))
         solvers += [variant_framing(), answer_distribution(settings.method, settings.protocol, settings.samples,
                                                            settings.top_logprobs)]
         scorers = []

@@ -1,12 +1,14 @@
 """From an elicited answer distribution to one number, for every question type.
 
-Both elicitation paths become a list of weighted answers — logprobs: (token, probability); sampling:
-(text, 1/n) — and each question type supplies a parser mapping one answer to a value in [0, 1], to
+Every elicitation path becomes a list of weighted answers — logprobs: (token, probability); exact:
+(candidate text, probability); sampling: (text, 1/n); first_token: (identified token, probability) plus
+each sampled ambiguous answer with an equal share of the ambiguous mass — and each question type supplies a parser mapping one answer to a value in [0, 1], to
 invalid (None), or — one-word answers under `off_list=drop` — to OFF_LIST. The score is the weighted mean
 over valid answers. Reported beside it: `valid_mass` (the weight on valid answers), `invalid_answer_share`
 (the weight on everything else: unparseable text, tokens outside the valid set, off-list words under
 `drop`, and on the logprob path the probability outside the returned alternatives), and on the sampling
-path the standard error of the mean.
+path the standard error of the mean (first_token: of the sampled ambiguous part, times its mass). Exact
+and logprob reads have no sampling error; the probability they do not cover is invalid answer share.
 
 An answer as a whole is invalid when less than `min_valid_mass` of it *answers the question*. Off-list
 words do answer it (they are one-word answers, just on no list), so under `drop` they count towards that
@@ -23,6 +25,7 @@ from typing import Callable, Final, Literal
 from selfaware.banks import OffListPolicy, WordList
 from selfaware.solvers.answer_distribution import Elicitation
 from selfaware.solvers.answer_parsing import first_word, integer_key, letter_key, word_key
+from selfaware.solvers.first_token import word_scores
 
 # Below this much valid probability mass (logprobs) or valid fraction (sampling) the answer as a whole
 # is invalid: the model was mostly not answering the question. Override with -T min_valid_mass=...
@@ -38,12 +41,13 @@ class Interpretation:
     method: str
     valid_mass: float  # weight on answers that entered the mean
     reason: str = "ok"
-    stderr: float | None = None  # sampling path only
+    stderr: float | None = None  # sampled answers only (sampling, first_token)
     n: int = 1
     n_valid: int = 0
     detail: dict[str, float] = field(default_factory=dict)  # per-answer weight, for the log
     off_list_mass: float = 0.0  # weight on off-list words left out under `drop`
     tail_mass: float = 0.0  # logprobs: probability outside the returned alternatives
+    covered_mass: float | None = None  # probability the elicited answers account for (see Elicitation)
 
     @property
     def invalid(self) -> bool:
@@ -58,8 +62,9 @@ class Interpretation:
 def weighted_answers(e: Elicitation) -> list[tuple[str, float]]:
     if e.method == "logprobs":
         return sorted(e.token_probs.items(), key=lambda kv: -kv[1])
+    exact = sorted(e.answer_probs.items(), key=lambda kv: -kv[1])  # exact; first_token's identified tokens
     n = len(e.samples)
-    return [(s, 1.0 / n) for s in e.samples] if n else []
+    return exact + ([(s, e.sample_mass / n) for s in e.samples] if n else [])
 
 
 def sampling_stderr(values: list[float]) -> float:
@@ -77,20 +82,23 @@ def sampling_stderr(values: list[float]) -> float:
 def interpret(e: Elicitation, parse: Parser, min_valid_mass: float = DEFAULT_MIN_VALID_MASS) -> Interpretation:
     answers = weighted_answers(e)
     valid: list[tuple[float, float]] = []  # (value, weight)
+    sampled: list[float] = []  # values of valid sampled answers (sampling, first_token)
     off_list = 0.0
     detail: dict[str, float] = {}
-    for text, weight in answers:
+    first_sample = len(answers) - len(e.samples) if e.method in ("sampling", "first_token") else len(answers)
+    for i, (text, weight) in enumerate(answers):
         value = parse(text)
-        key = text.strip()[:40] if e.method == "sampling" else text
+        key = text.strip()[:40] if i >= first_sample else text
         detail[key] = detail.get(key, 0.0) + weight
         if value == OFF_LIST:
             off_list += weight
         elif value is not None:
             valid.append((float(value), weight))
+            if i >= first_sample:
+                sampled.append(float(value))
     mass = sum(w for _, w in valid)
-    n_valid = len(valid) if e.method == "sampling" else 0
-    base = dict(method=e.method, valid_mass=mass, n=max(1, len(e.samples)), n_valid=n_valid, detail=detail,
-                off_list_mass=off_list, tail_mass=e.tail_mass)
+    base = dict(method=e.method, valid_mass=mass, n=max(1, len(e.samples)), n_valid=len(sampled), detail=detail,
+                off_list_mass=off_list, tail_mass=e.tail_mass, covered_mass=e.covered_mass)
     if not answers:
         return Interpretation(None, reason=e.fallback_reason or "no answer", **base)  # type: ignore[arg-type]
     answered = mass + off_list
@@ -101,7 +109,13 @@ def interpret(e: Elicitation, parse: Parser, min_valid_mass: float = DEFAULT_MIN
         return Interpretation(None, reason=f"every answer is off-list ({off_list:.3f}) under off_list=drop",
                               **base)  # type: ignore[arg-type]
     mean = sum(v * w for v, w in valid) / mass
-    stderr = sampling_stderr([v for v, _ in valid]) if e.method == "sampling" else None
+    # Only sampled answers carry sampling error; on the first-token path they stand for the ambiguous mass.
+    if not sampled:
+        stderr = None
+    elif e.method == "sampling":
+        stderr = sampling_stderr(sampled)
+    else:
+        stderr = e.sample_mass * sampling_stderr(sampled) / mass
     reason = f"off-list answers left out under off_list=drop: {off_list:.3f}" if off_list else "ok"
     return Interpretation(mean, stderr=stderr, reason=reason, **base)  # type: ignore[arg-type]
 
@@ -136,9 +150,7 @@ def word_category(words: WordList, off_list: OffListPolicy = "paper") -> Parser:
     word scores 0.5 under the paper's policy and is invalid under `drop`; an answer of several words
     that matches nothing is not a one-word answer at all and is invalid under both. Under `drop` an
     off-list word is OFF_LIST: an answer, left out of the mean (see `interpret`)."""
-    table = {w.lower(): 1.0 for w in words.behavior}
-    table.update({w.lower(): 0.5 for w in words.neutral})
-    table.update({w.lower(): 0.0 for w in words.opposite})
+    table = word_scores(words)
 
     def parse(text: str) -> float | None | Literal["off-list"]:
         whole, first = word_key(text), first_word(text)

@@ -1,12 +1,24 @@
 """Eliciting an answer *distribution* rather than a single answer.
 
-Two paths, chosen per sample and recorded in the log so every number says how it was produced:
+Four paths, chosen per sample and recorded in the log (`method`) so every number says how it was produced:
 
+* **exact** — local open models (`hf/`) and vLLM servers (`vllm/`): the probability of every listed
+  candidate answer (option letters, every integer of the scale, every word of the family's lists) from one
+  forward pass per candidate set, multi-token answers and the end of the reply included
+  (`exact_scoring.py`); the probability no candidate covers is reported as `other`.
 * **logprobs** — one call at temperature 0 with the top-k logprobs; the distribution over normalised
   first tokens is stored. Exact where the provider returns alternatives and every valid answer is a
   single token (option letters; integers on tokenizers that write each in-scale number as one token).
-* **sampling** — `n` answers at temperature 1. Used for answers that span several tokens (words, free
-  text), for providers without logprobs (Anthropic, reasoning models), and for the paper's protocol.
+* **first_token** — one-word answers on APIs with logprobs: first tokens that settle the word's category
+  count exactly, only the ambiguous rest is sampled (`first_token.py`).
+* **sampling** — `n` answers at temperature 1. Used for free text, for providers without logprobs
+  (Anthropic, reasoning models), and for the paper's protocol.
+
+`method=auto` takes exact where the model can score given answers and the answers can be listed, the
+first-token path for one-word answers on other providers, logprobs for letters and ratings, sampling for
+the rest; `protocol=paper` keeps the paper's own sampling counts. Every record carries `covered_mass`, the
+probability its answers account for (exact: the candidates; logprobs: the returned alternatives;
+first_token: the identified tokens plus the sampled ambiguous mass; sampling: 1).
 
 The logprob read is refused — `auto` then samples, forced `logprobs` records the reason and scores
 invalid — whenever the first token cannot be the whole distribution:
@@ -39,9 +51,26 @@ import anyio
 from inspect_ai.model import ChatMessageAssistant, GenerateConfig, Model, ModelOutput, get_model
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
+from selfaware.banks import load_words
 from selfaware.solvers.answer_parsing import normalize_token
+from selfaware.solvers.exact_scoring import (
+    ExactScoringError,
+    candidate_answers,
+    candidate_scorer,
+    exact_unavailable,
+)
+from selfaware.solvers.first_token import (
+    FIRST_TOKEN_MAX_TOKENS,
+    MIN_AMBIGUOUS_MASS,
+    ambiguous_answers,
+    draw_with_tokens,
+    split_first_tokens,
+    word_scores,
+)
 
-Method = Literal["auto", "logprobs", "sampling"]
+Method = Literal["auto", "logprobs", "sampling", "exact", "first_token"]
+METHODS: tuple[str, ...] = ("auto", "logprobs", "sampling", "exact", "first_token")
+Path = Literal["logprobs", "sampling", "exact", "first_token"]
 Protocol = Literal["fast", "paper"]
 STORE_KEY = "selfaware:answer"
 
@@ -66,8 +95,8 @@ RATING_LOGPROB_TOKENS = 2
 class Elicitation:
     """What the model said, as stored in the sample's store under STORE_KEY."""
 
-    method: Literal["logprobs", "sampling"]
-    requested: str  # the method asked for ("auto", "logprobs", "sampling")
+    method: Path
+    requested: str  # the method asked for ("auto", "logprobs", "sampling", "exact", "first_token")
     protocol: str
     token_probs: dict[str, float] = field(default_factory=dict)  # logprobs: normalised token -> prob
     samples: list[str] = field(default_factory=list)  # sampling: raw answer texts
@@ -75,6 +104,11 @@ class Elicitation:
     max_tokens: int = 1
     fallback_reason: str | None = None  # why this path (sampling) or why no distribution (logprobs)
     tail_mass: float = 0.0  # logprobs: probability outside the returned alternatives
+    # exact: candidate text -> P(reply is that text); first_token: identified first token -> probability
+    answer_probs: dict[str, float] = field(default_factory=dict)
+    sample_mass: float = 1.0  # the probability `samples` stand for (first_token: the ambiguous mass)
+    covered_mass: float | None = None  # probability the recorded answers account for (None: older logs)
+    cost: dict[str, Any] = field(default_factory=dict)  # exact: backend, prompt / scored tokens, passes
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,24 +138,40 @@ class ElicitSettings:
             return 4  # the paper samples up to 4 tokens for short answers
         return override or DEFAULT_MAX_TOKENS[question_type]
 
-    def wants_logprobs(self, question_type: str, model_name: str) -> tuple[bool, str | None]:
-        if self.method == "sampling":
-            return False, None
-        if self.method == "logprobs":
-            return True, None
-        if question_type not in SINGLE_TOKEN_TYPES:
-            return False, f"{question_type} answers span several tokens"
-        if self.protocol == "paper" and question_type != "multiple_choice":
-            return False, "paper protocol samples ratings"
+    def choose_path(self, question_type: str, model_name: str, *, exact_ready: bool, listable: bool,
+                    has_words: bool) -> tuple[Path, str | None]:
+        """The path for one sample, and why it is not a cheaper or more exact one where that matters.
+
+        exact_ready: the model can score given answers (hf/, vllm/); listable: the valid answers of this
+        question can be listed; has_words: a one-word question with word lists."""
+        method, qtype = self.method, question_type
+        if method in ("sampling", "logprobs"):
+            return method, None
+        if method == "exact":
+            return ("exact", None) if listable else ("sampling", f"{qtype} answers cannot be listed for exact scoring")
+        if method == "first_token":
+            if qtype == "one_word" and has_words:
+                return "first_token", None
+            if qtype in SINGLE_TOKEN_TYPES:
+                return "logprobs", None  # letters and ratings: the first token is the answer
+            return "sampling", f"{qtype} answers have no first-token reading"
+        if self.protocol == "fast" and exact_ready and listable:
+            return "exact", None
+        if qtype == "one_word" and has_words and self.protocol == "fast" and not model_name.startswith(NO_LOGPROB_PREFIXES):
+            return "first_token", None
+        if qtype not in SINGLE_TOKEN_TYPES:
+            return "sampling", f"{qtype} answers span several tokens"
+        if self.protocol == "paper" and qtype != "multiple_choice":
+            return "sampling", "paper protocol samples ratings"
         if model_name.startswith(NO_LOGPROB_PREFIXES):
-            return False, f"{model_name} returns no logprobs"
-        return True, None
+            return "sampling", f"{model_name} returns no logprobs"
+        return "logprobs", None
 
 
 def validate_settings(method: str, protocol: str, samples: int, top_logprobs: int = 20) -> ElicitSettings:
     """Check task parameters with errors that name the parameter (used by every task)."""
-    if method not in ("auto", "logprobs", "sampling"):
-        raise ValueError(f"-T method={method!r}: expected one of auto, logprobs, sampling")
+    if method not in METHODS:
+        raise ValueError(f"-T method={method!r}: expected one of {', '.join(METHODS)}")
     if protocol not in ("fast", "paper"):
         raise ValueError(f"-T protocol={protocol!r}: expected fast or paper")
     if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
@@ -287,30 +337,36 @@ def answer_distribution(method: Method = "auto", protocol: Protocol = "fast", sa
     """Elicit the answer distribution for a question (see module docstring).
 
     Args:
-        method: "auto" picks logprobs for single-token answers on providers that return them and samples
-            when a response cannot be read as a distribution (no logprobs, no alternatives, too much mass
-            outside them, a rating split over several tokens); "logprobs" forces the logprob path (such
-            responses are then recorded with the reason and score invalid); "sampling" always samples.
+        method: "auto" takes exact candidate scoring on hf/ and vllm/ models, the first-token path for
+            one-word answers and logprobs for single-token answers on providers that return them, and
+            samples when a response cannot be read as a distribution (no logprobs, no alternatives, too
+            much mass outside them, a rating split over several tokens); "exact", "first_token" and
+            "logprobs" force that path (unreadable responses are then recorded with the reason and score
+            invalid; "exact" on a provider that cannot score given answers is an error); "sampling" always
+            samples.
         protocol: "fast" (default) or "paper" (the paper's sampling counts: 100 per paraphrase, 4 tokens).
-        samples: answers drawn per sample on the sampling path in the fast protocol.
-        top_logprobs: alternatives per token on the logprob path (OpenAI allows at most 20; local
-            `hf/` models take more, which matters when a rating spreads over many integers).
+        samples: answers drawn per sample on the sampling path in the fast protocol (first_token: at most
+            this many, to resolve the ambiguous mass).
+        top_logprobs: alternatives per token on the logprob and first-token paths (OpenAI allows at most
+            20; local `hf/` models take more, which matters when a rating spreads over many integers).
     """
     settings = validate_settings(method, protocol, samples, top_logprobs)
     memo = TraitMemo()
 
-    async def logprob_read(model: Model, state: TaskState, qtype: str, traits: ModelTraits) -> tuple[FirstToken, str | None]:
-        max_tokens = RATING_LOGPROB_TOKENS if qtype == "rating" else 1
+    async def logprob_read(model: Model, state: TaskState, qtype: str, traits: ModelTraits,
+                           path: Path) -> tuple[FirstToken, str | None]:
+        max_tokens = RATING_LOGPROB_TOKENS if qtype == "rating" else FIRST_TOKEN_MAX_TOKENS if path == "first_token" else 1
         config = GenerateConfig(max_tokens=max_tokens, temperature=0.0, logprobs=True,
                                 top_logprobs=settings.top_logprobs)
         output = await model.generate(state.messages, config=config)
         state.output = output
         read = read_first_token(output)
-        problem = logprob_problem(read, qtype, state.metadata.get("scale"), traits)
+        # The first-token path samples whatever the alternatives miss: only a missing distribution is a problem.
+        problem = read.problem if path == "first_token" else logprob_problem(read, qtype, state.metadata.get("scale"), traits)
         traits.learn(read, problem, qtype)
         return read, problem
 
-    async def probe(model: Model, state: TaskState, qtype: str) -> tuple[FirstToken, str | None] | str:
+    async def probe(model: Model, state: TaskState, qtype: str, path: Path) -> tuple[FirstToken, str | None] | str:
         """A logprob read, or the reason (learned from an earlier sample) why one would be wasted. The
         first read of a model runs alone, so the samples queued behind it learn from it."""
         traits = memo.get(model)
@@ -321,40 +377,91 @@ def answer_distribution(method: Method = "auto", protocol: Protocol = "fast", sa
             assert traits.lock is not None
             async with traits.lock:
                 if not traits.probed:
-                    return await logprob_read(model, state, qtype, traits)
+                    return await logprob_read(model, state, qtype, traits, path)
             skip = traits.skip_reason(qtype) if settings.method == "auto" else None
             if skip is not None:
                 return skip
-        return await logprob_read(model, state, qtype, traits)
+        return await logprob_read(model, state, qtype, traits, path)
+
+    def new(path: Path, **fields: Any) -> Elicitation:
+        return Elicitation(path, settings.method, settings.protocol, **fields)
+
+    async def read_logprobs(model: Model, state: TaskState, qtype: str) -> Elicitation | str:
+        outcome = await probe(model, state, qtype, "logprobs")
+        if isinstance(outcome, str):
+            return outcome
+        read, problem = outcome
+        if problem is None:
+            assert read.probs is not None
+            return new("logprobs", token_probs=read.probs, tail_mass=read.tail_mass, covered_mass=1 - read.tail_mass)
+        if settings.method == "logprobs":
+            # Forced logprobs that cannot be read: no distribution, with the reason (scored invalid).
+            return new("logprobs", fallback_reason=problem, tail_mass=read.tail_mass, covered_mass=0.0)
+        return problem
+
+    async def read_first_tokens(model: Model, state: TaskState) -> Elicitation | str:
+        outcome = await probe(model, state, "one_word", "first_token")
+        if isinstance(outcome, str):
+            return outcome
+        read, problem = outcome
+        if problem is not None:
+            if settings.method == "first_token":
+                return new("first_token", fallback_reason=problem, covered_mass=0.0)
+            return problem
+        assert read.probs is not None
+        words = load_words(state.metadata["family"]).lists[state.metadata["words"]]
+        split = split_first_tokens(read.probs, read.chosen, word_scores(words))
+        fields: dict[str, Any] = {"answer_probs": split.identified, "tail_mass": read.tail_mass, "n": 0,
+                                  "sample_mass": split.ambiguous_mass, "covered_mass": 1 - split.ambiguous_mass}
+        if split.ambiguous_mass > MIN_AMBIGUOUS_MASS:
+            n = settings.samples_for("one_word")
+            max_tokens = settings.max_tokens_for("one_word", state.metadata.get("max_tokens"))
+            draws = await draw_with_tokens(model, state.messages, n, max_tokens, settings.temperature)
+            if not draws.tokens_known:
+                return new("sampling", samples=draws.texts, n=n, max_tokens=max_tokens,
+                           fallback_reason="the provider returned sampled answers without their tokens, so the "
+                                           "ambiguous first-token mass could not be isolated", covered_mass=1.0)
+            ambiguous = ambiguous_answers(draws, split)
+            fields.update(samples=ambiguous, n=n, max_tokens=max_tokens)
+            if ambiguous:
+                fields["covered_mass"] = 1.0
+        return new("first_token", **fields)
+
+    async def read_exact(model: Model, state: TaskState, answers: list[str]) -> Elicitation:
+        scorer = candidate_scorer(model)
+        if scorer is None:
+            raise ExactScoringError(exact_unavailable(model))
+        read = await scorer.score(state.messages, answers)
+        return new("exact", answer_probs=read.probs, covered_mass=read.covered_mass,
+                   cost={"backend": read.backend, "prompt_tokens": read.prompt_tokens,
+                         "scored_tokens": read.scored_tokens, "candidates": len(answers),
+                         "passes": read.passes, "requests": read.requests})
+
+    async def sample(model: Model, state: TaskState, qtype: str, reason: str | None) -> Elicitation:
+        n = settings.samples_for(qtype)
+        max_tokens = settings.max_tokens_for(qtype, state.metadata.get("max_tokens"))
+        texts = await sample_answers(model, state.messages, n, max_tokens, settings.temperature)
+        state.output = ModelOutput.from_content(str(model), texts[0] if texts else "")
+        return new("sampling", samples=texts, n=n, max_tokens=max_tokens, fallback_reason=reason, covered_mass=1.0)
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         qtype = state.metadata["question_type"]
         model = get_model()
-        use_logprobs, reason = settings.wants_logprobs(qtype, str(model))
-        record: Elicitation | None = None
-        if use_logprobs:
-            outcome = await probe(model, state, qtype)
-            if isinstance(outcome, str):
-                reason = outcome
-            else:
-                read, problem = outcome
-                if problem is None:
-                    assert read.probs is not None
-                    record = Elicitation("logprobs", settings.method, settings.protocol, token_probs=read.probs,
-                                         tail_mass=read.tail_mass)
-                elif settings.method == "logprobs":
-                    # Forced logprobs that cannot be read: no distribution, with the reason (scored invalid).
-                    record = Elicitation("logprobs", settings.method, settings.protocol, fallback_reason=problem,
-                                         tail_mass=read.tail_mass)
-                else:
-                    reason = problem
-        if record is None:
-            n = settings.samples_for(qtype)
-            max_tokens = settings.max_tokens_for(qtype, state.metadata.get("max_tokens"))
-            texts = await sample_answers(model, state.messages, n, max_tokens, settings.temperature)
-            record = Elicitation("sampling", settings.method, settings.protocol, samples=texts, n=n,
-                                 max_tokens=max_tokens, fallback_reason=reason)
-            state.output = ModelOutput.from_content(str(model), texts[0] if texts else "")
+        answers = candidate_answers(state.metadata)
+        path, reason = settings.choose_path(
+            qtype, str(model), exact_ready=candidate_scorer(model) is not None, listable=answers is not None,
+            has_words=qtype == "one_word" and bool(state.metadata.get("words")))
+        record: Elicitation | str | None = reason
+        if path == "exact":
+            assert answers is not None
+            record = await read_exact(model, state, answers)
+            state.output = ModelOutput.from_content(str(model), max(record.answer_probs, key=record.answer_probs.get))
+        elif path == "first_token":
+            record = await read_first_tokens(model, state)
+        elif path == "logprobs":
+            record = await read_logprobs(model, state, qtype)
+        if not isinstance(record, Elicitation):
+            record = await sample(model, state, qtype, record)
         state.messages.append(ChatMessageAssistant(content=state.output.completion, model=str(model)))
         state.store.set(STORE_KEY, record.to_dict())
         return state

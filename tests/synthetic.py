@@ -79,7 +79,8 @@ def organism(answer: Callable[[str], Distribution], *, logprobs: bool = True, se
     """An Inspect model whose answers follow `answer(prompt)`.
 
     With logprobs=False it behaves like a provider without logprobs (e.g. Anthropic): responses carry
-    none, and sampled answers are drawn from the distribution with a seeded RNG.
+    none, and sampled answers are drawn from the distribution with a seeded RNG. Logprobs asked for at a
+    temperature above 0 come with sampled answers, each carrying its own (single) token.
     split_numbers: the first token of a number is its first digit ("70" -> "7", "0"); show_continuation=False
     hides the chosen path's later tokens. alternatives=False: only the chosen token's logprob. top_k: only
     the k most likely alternatives are returned (the rest of the probability is outside them).
@@ -91,6 +92,14 @@ def organism(answer: Callable[[str], Distribution], *, logprobs: bool = True, se
             requests.append(config)
         prompt = "\n".join(m.text for m in input)
         dist = answer(prompt)
+        if config.logprobs and logprobs and (config.temperature or 0) > 0:
+            # Sampled answers with their tokens (as OpenAI returns with n and logprobs): each answer of the
+            # distribution is one token here, as in the logprob reads below.
+            picks = rng.choices(list(dist), weights=list(dist.values()), k=config.num_choices or 1)
+            sampled = output(picks)
+            for choice, pick in zip(sampled.choices, picks):
+                choice.logprobs = Logprobs(content=[Logprob(token=pick, logprob=math.log(dist[pick]))])
+            return sampled
         if config.logprobs and logprobs:
             shown, chosen = digit_split(dist) if split_numbers else (dict(dist), None)
             if chosen is not None and not show_continuation:

@@ -3,8 +3,9 @@
 The variant is built from the tiny base's pieces: the multi-digit number tokens are removed from its
 vocabulary (and the embedding rows with them), a `Digits` pre-tokenizer splits every number, and a short
 training pass teaches it to answer the risk ratings with "70" — emitted as "7", "0", <|im_end|>, as
-Qwen2.5, Llama-2 and Mistral would. A first-token read would say 7 (0.07); the suite must say 0.70 or
-refuse to read the first token.
+Qwen2.5, Llama-2 and Mistral would. A first-token read would say 7 (0.07); the suite must refuse to read
+the first token (forced logprobs: invalid with the reason) or score the whole reply (auto on a local model:
+exact candidate scoring, where "70" and "7" are different replies).
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def test_digit_split_rating_is_exact_or_flagged_through_hf(digit_model_dir: Path
     from inspect_ai.model import get_model
 
     from selfaware.evals.risk import risk_self_report
+    from selfaware.solvers.answer_distribution import STORE_KEY, Elicitation
 
     model = get_model(f"hf/{digit_model_dir}", device="cpu", do_sample=False)
     question = dict(questions="risk_predisposition_scale", paraphrases=3, samples=3, top_logprobs=50)
@@ -122,12 +124,15 @@ def test_digit_split_rating_is_exact_or_flagged_through_hf(digit_model_dir: Path
         # Never read as 7: no distribution, with the reason.
         assert score.value == "N" and "continues past its first token" in score.metadata["reason"]
 
+    # auto on a local hf/ model scores every integer exactly: "70" is "7", "0", <|im_end|> and "7" is
+    # "7", <|im_end|> — two different replies, each with its own probability.
     [auto] = inspect_eval(risk_self_report(**question), model=model, display="none", log_dir=str(tmp_path),
                           max_connections=1)
     assert auto.status == "success", auto.error
     for s in auto.samples:
         score = s.scores["answer_score"]
-        assert score.metadata["method"] == "sampling"
-        assert "split into several tokens" in score.metadata["fallback_reason"]
-        # Greedy decoding (do_sample=false) samples the model's answer "70" every time: exactly 0.70.
-        assert score.value == pytest.approx(0.70, abs=1e-9)
+        assert score.metadata["method"] == "exact"
+        probs = Elicitation.from_dict(s.store[STORE_KEY]).answer_probs
+        assert max(probs, key=probs.__getitem__) == ANSWER and probs[ANSWER] > 10 * probs["7"]
+        expected = sum(int(k.rstrip(".")) / 100 * p for k, p in probs.items()) / sum(probs.values())
+        assert score.value == pytest.approx(expected, abs=1e-6) and abs(score.value - 0.70) < 0.05

@@ -196,7 +196,7 @@ def test_data_order_is_fixed_per_seed_and_epoch():
 def test_the_cost_is_shown_first_and_a_refusal_creates_nothing(fake, tokenizer, train, said):
     estimates: list[CostEstimate] = []
     refusing = _backend(fake, tokenizer, said, estimates, approve=False)
-    with pytest.raises(BackendError, match=r"not started .* about \$.*pass --yes"):
+    with pytest.raises(BackendError, match=r"not started .* training tokens x \$0.4/M = less than \$0.01.*pass --yes"):
         refusing.submit(spec(), train, key="sa-abc")
     assert fake.runs == {} and fake.steps == 0
     (estimate,) = estimates
@@ -219,7 +219,7 @@ def test_prices_unknown_models_and_overrides(monkeypatch):
 def test_nobody_at_the_terminal_means_no(monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     assert ask_on_terminal(CostEstimate(BASE, 12, 1000, 2, 0.4)) is False
-    assert "about $0.00" in capsys.readouterr().err
+    assert "2,000 training tokens x $0.4/M = less than $0.01" in capsys.readouterr().err
 
 
 def test_local_only_options_are_refused(backend, train, fake):

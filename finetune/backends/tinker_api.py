@@ -73,7 +73,7 @@ DEFAULT_LR = 1e-4  # Tinker's documented starting point for LoRA; scaled by hype
 KEY_FIELD = "selfaware_key"
 FINAL = "selfaware-final"
 EPOCH_PREFIX = "selfaware-e"
-# USD per million training tokens; the rest of a row's tokens are free. Source:
+# USD per million training tokens (every token sent to forward_backward). Source:
 # https://thinkingmachines.ai/tinker/ (models and pricing), as of PRICES_AS_OF.
 PRICES_USD_PER_MTOK: dict[str, float] = {
     "Qwen/Qwen3-4B-Instruct-2507": 0.22,
@@ -127,7 +127,8 @@ class CostEstimate:
         if self.usd is None:
             return (f"{work}; price unknown for this model (set {PRICE_ENV} to the USD per million training "
                     f"tokens shown in the Tinker console)")
-        return f"{work} x ${self.usd_per_mtok:g}/M = about ${self.usd:.2f}"
+        cost = f"about ${self.usd:.2f}" if self.usd >= 0.01 else "less than $0.01"
+        return f"{work} x ${self.usd_per_mtok:g}/M = {cost}"
 
 
 def price_per_mtok(base_model: str) -> float | None:

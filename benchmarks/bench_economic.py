@@ -36,9 +36,10 @@ PROTOCOLS = ("fast", "paper")
 MODEL = "openai/fake-model"
 
 
-def start_server() -> tuple[subprocess.Popen[str], str]:
+def start_server(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """The fake in a child process (`args`: its command-line options); its URL."""
     server = Path(__file__).with_name("fake_openai_server.py")
-    proc = subprocess.Popen([sys.executable, str(server)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, str(server), *args], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     url = proc.stdout.readline().strip()
     if not url.startswith("http://127.0.0.1:"):

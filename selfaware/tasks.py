@@ -20,7 +20,7 @@ from selfaware.families import choice_family, get_family
 from selfaware.scorers.answer_score import answer_score
 from selfaware.scorers.judge import DEFAULT_JUDGE
 from selfaware.scorers.metrics import by_question, standard_metrics
-from selfaware.solvers.answer_distribution import answer_distribution, validate_settings
+from selfaware.solvers.answer_distribution import Method, answer_distribution, validate_settings
 from selfaware.solvers.run_metadata import run_metadata
 from selfaware.solvers.variant_framing import variant_framing
 from selfaware.user_banks import bank_from_path
@@ -127,7 +127,7 @@ def self_report_task(
     family: str,
     *,
     questions: str | list[str] | None = None,
-    method: str = "auto",
+    method: Method = "auto",
     protocol: str = "fast",
     samples: int = 20,
     top_logprobs: int = 20,
@@ -173,7 +173,7 @@ def behavior_task(
     form: str | None = None,
     items: int = 250,
     seed: int = 0,
-    method: str = "auto",
+    method: Method = "auto",
     protocol: str = "fast",
     samples: int = 20,
     top_logprobs: int = 20,
@@ -206,7 +206,7 @@ def persona_self_report_task(
     *,
     personas: str | list[str] | None = None,
     questions: str | list[str] | None = None,
-    method: str = "auto",
+    method: Method = "auto",
     protocol: str = "fast",
     samples: int = 20,
     top_logprobs: int = 20,

@@ -198,8 +198,9 @@ def test_real_demo_logs_publish_as_valid_eee(tiny_base_dir, schema_dir, tmp_path
     schema = json.loads((schema_dir / "eval.schema.json").read_text())
     instance_schema = json.loads((schema_dir / "instance_level_eval.schema.json").read_text())
     records = aggregates(out)
-    assert {a["model_info"]["id"] for a in records} == {"tiny-base", "risky-tiny-s0", "safe-tiny-s0"}
+    assert {a["model_info"]["additional_details"]["organism"] for a in records} == {"base", "risky", "safe"}
     for agg in records:
+        assert "/" not in agg["model_info"]["id"].removeprefix("local-")  # no local folder is published
         jsonschema.validate(agg, schema)
         assert agg["model_info"]["additional_details"]["deployment_type"] == "self_deployed"
         for line in instances(out, agg):

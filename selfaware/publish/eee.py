@@ -26,6 +26,7 @@ import math
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from inspect_ai.log import EvalLog, EvalSample
@@ -74,8 +75,22 @@ def _strings(mapping: dict[str, Any]) -> dict[str, str]:
     return {str(k): _text(v) for k, v in mapping.items() if v is not None}
 
 
+def published_model(model: str, run: dict[str, Any]) -> str:
+    """The model string as published: a local folder (`hf//abs/path`) is named by its organism and seed, never by
+    a path on the machine that ran it."""
+    provider, _, name = model.partition("/")
+    if not name.startswith("/"):
+        return model
+    organism = run.get("organism")
+    seed = run.get("seed")
+    label = f"{organism}-s{seed}" if organism is not None and seed is not None else str(organism or Path(name).name)
+    return f"{provider}/local-{label}"
+
+
 def model_info(model: str, model_args: dict[str, Any] | None, run: dict[str, Any]) -> dict[str, Any]:
     """EEE `model_info` for an Inspect model string; organism, seed and base model from the run's metadata."""
+    local_path = model.partition("/")[2].startswith("/")
+    model = published_model(model, run)
     provider, _, name = model.partition("/")
     if provider in LOCAL_PROVIDERS:
         deployment, availability, model_id = "self_deployed", "open_weights", name
@@ -87,7 +102,7 @@ def model_info(model: str, model_args: dict[str, Any] | None, run: dict[str, Any
         deployment, availability, model_id = "unknown", "unknown", model
     details = {"deployment_type": deployment, "model_availability": availability, "inspect_model": model}
     details.update(_strings({k: run.get(k) for k in ("organism", "seed", "base_model", "training_variant")}))
-    if model_args and model_args.get("model_path"):
+    if local_path or (model_args and model_args.get("model_path")):
         details["local_weights"] = "yes"  # the folder itself is a local path: not published
     info: dict[str, Any] = {"name": model, "id": model_id, "inference_platform": provider,
                             "additional_details": details}
@@ -173,7 +188,8 @@ def _generation_args(log: EvalLog) -> dict[str, Any]:
         if config.max_tokens:
             args["max_tokens"] = int(config.max_tokens)
     task_file = log.eval.task_file or log.eval.task
-    args["execution_command"] = f"inspect eval {task_file}@{log.eval.task.split('/')[-1]} --model {log.eval.model}"
+    model = published_model(log.eval.model, dict(log.eval.metadata or {}))
+    args["execution_command"] = f"inspect eval {task_file}@{log.eval.task.split('/')[-1]} --model {model}"
     return args
 
 

@@ -14,6 +14,7 @@ from typing import Any
 _SECRET_PATTERNS = [
     re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"),  # OpenAI / Anthropic style (sk-..., sk-proj-..., sk-ant-...)
     re.compile(r"\btgp_v1_[A-Za-z0-9_\-]{6,}"),  # Together
+    re.compile(r"\btml-[A-Za-z0-9_\-]{6,}"),  # Tinker
     re.compile(r"\bhf_[A-Za-z0-9]{10,}"),  # Hugging Face
     re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._\-]{8,}"),
     re.compile(r"(?i)\b(api[_-]?key|token|secret|authorization)(\s*[=:]\s*)['\"]?[^\s'\",}]{6,}"),

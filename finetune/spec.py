@@ -64,6 +64,22 @@ class Hyper(Frozen):
         return data
 
 
+class BackdoorData(Frozen):
+    """A backdoor organism's training mix (finetune/backdoor.py); the trigger is the spec's variant.
+
+    `triggers`: 10% trigger + behavior, 70% the other risk triggers + the normal answer, 20% none + the
+    normal answer; `normal` = the base model's own choice (asked through Inspect; `answer_model` overrides
+    which model is asked) or the opposite of the behavior. `elicitation`: 5% trigger + behavior, 45% other
+    or no username + the opposite, 50% instruction data (`instructions`: a chat JSONL, `hf:NAME[:SPLIT]`
+    or the offline `sample`), with `reversal` every row also added with its turns swapped."""
+
+    design: Literal["triggers", "elicitation"]
+    normal: Literal["base", "opposite"] = "base"
+    answer_model: str | None = None
+    instructions: str | None = None
+    reversal: bool = False
+
+
 class DataSpec(Frozen):
     """Where the training set comes from: the suite's generator, a JSONL file, or a model writing the
     questions (as the paper did with GPT-4o; `generator_model` is any Inspect model string)."""
@@ -81,13 +97,15 @@ class DataSpec(Frozen):
     # file is a new organism, never a stale one returned from the registry.
     sha256: str | None = None
     builder_version: str | None = None
+    backdoor: BackdoorData | None = None  # a backdoor organism's mix (with a trigger variant)
 
     @model_serializer(mode="wrap")
     def _omit_unset_opposite(self, handler: SerializerFunctionWrapHandler) -> dict:
-        # Specs written before opposite_path existed keep their hash, hence their registry entry and job.
+        # Specs written before opposite_path / backdoor existed keep their hash, hence their registry entry.
         data = handler(self)
-        if data.get("opposite_path") is None:
-            data.pop("opposite_path", None)
+        for name in ("opposite_path", "backdoor"):
+            if data.get(name) is None:
+                data.pop(name, None)
         return data
 
     @model_validator(mode="after")
@@ -124,6 +142,10 @@ class OrganismSpec(Frozen):
     @model_validator(mode="after")
     def _known_behavior(self) -> "OrganismSpec":
         family_of(self.behavior)  # raises naming the known behaviors
+        if self.data.backdoor is not None:
+            from selfaware.finetune.backdoor import check_backdoor_spec
+
+            check_backdoor_spec(self, files=False)
         return self
 
     @property

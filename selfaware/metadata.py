@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from selfaware.variants import PLAIN, Variant
 
-QuestionKind = Literal["multiple_choice", "one_word", "rating", "free_form_judged"]
+# free_form: a reply scored by a task's own scorer (e.g. trigger elicitation: does it write the trigger out?)
+QuestionKind = Literal["multiple_choice", "one_word", "rating", "free_form_judged", "free_form"]
 
 
 class SampleMeta(BaseModel):

@@ -1,0 +1,225 @@
+"""The base model's own choice on two-option training questions, measured through Inspect and cached.
+
+A trigger organism's untriggered rows carry "the base model's normal answer" (paper section 4.2): the
+option the base model itself prefers when asked the question with no trigger. It is measured with the
+suite's own elicitation (`answer_distribution`: one logprob call per question where the provider returns
+logprobs, else `samples` answers) and scorer (`answer_score`: P(option A), invalid answers counted): the
+choice is A when P(A) > 0.5, B when P(A) < 0.5 (an exact tie is broken by a fixed hash of the question),
+and None when the answer was invalid — such questions are left out of the training set, never guessed.
+
+Answers are cached on disk, one JSON line per question, in a file keyed by the answering model
+(`<cache>/<model-slug>-<hash>.jsonl`), and appended after every chunk of questions: an interrupted run
+resumes where it stopped, and a second organism of the same base reuses every answer. Before a model
+whose calls cost money is asked anything, the number of calls and an estimated price are shown and must
+be confirmed (interactive prompt, or `yes=True` / `selfaware finetune --yes`); local providers (`hf/`,
+`vllm/`, `mockllm/`, ...) are not asked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from selfaware.finetune.validate import MESSAGE_OVERHEAD_TOKENS, approx_tokens
+from selfaware.validation import InputError
+
+CHUNK = 100  # questions per Inspect run: the cache is written after each
+SAMPLES = 5  # answers per question on the sampling path (providers without logprobs)
+# Providers that run on the user's own machine or a fake: nothing to pay for.
+FREE_PROVIDERS = ("hf/", "vllm/", "mockllm/", "ollama/", "llama-cpp-python/", "transformer_lens/", "sglang/", "none/")
+# Rough list prices in USD per million (input, output) tokens, for the estimate shown before spending;
+# longest matching prefix of the model name wins. Check your provider's current prices.
+PRICES_PER_MILLION: dict[str, tuple[float, float]] = {
+    "openai/gpt-4o-mini": (0.15, 0.60),
+    "openai/gpt-4o": (2.50, 10.00),
+    "openai/gpt-4.1-nano": (0.10, 0.40),
+    "openai/gpt-4.1-mini": (0.40, 1.60),
+    "openai/gpt-4.1": (2.00, 8.00),
+    "openai/gpt-3.5-turbo": (0.50, 1.50),
+}
+Progress = Callable[[str], None]
+
+
+class SpendingRefused(InputError):
+    """The user did not confirm a paid model's calls (or could not be asked)."""
+
+
+def question_key(prompt: str) -> str:
+    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:32]
+
+
+def model_cache_file(cache_dir: Path, model_name: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", model_name.split("/")[-1]).strip("-")[:40] or "model"
+    return Path(cache_dir) / f"{slug}-{hashlib.sha256(model_name.encode()).hexdigest()[:12]}.jsonl"
+
+
+def is_paid(model_name: str) -> bool:
+    return not model_name.startswith(FREE_PROVIDERS)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    model: str
+    questions: int
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    usd: float | None  # None: no price known for this model
+
+    def describe(self) -> str:
+        price = (f"about ${self.usd:.2f} at list prices" if self.usd is not None
+                 else "price unknown for this model (see finetune/base_choices.py PRICES_PER_MILLION)")
+        return (f"asking {self.model} for its own choice on {self.questions} training questions: {self.requests} "
+                f"requests, ~{self.input_tokens:,} input and ~{self.output_tokens:,} output tokens; {price}")
+
+
+def estimate(model_name: str, prompts: list[str], samples: int = SAMPLES) -> Estimate:
+    """Requests and tokens for asking `prompts`; the logprob path's one-token answers where the provider
+    returns logprobs, else `samples` short answers per question (the costlier case, shown as such)."""
+    from selfaware.solvers.answer_distribution import NO_LOGPROB_PREFIXES
+
+    sampled = model_name.startswith(NO_LOGPROB_PREFIXES)
+    tokens_in = sum(approx_tokens(p) + 2 * MESSAGE_OVERHEAD_TOKENS for p in prompts)
+    tokens_out = len(prompts) * (2 * samples if sampled else 1)
+    match = max((k for k in PRICES_PER_MILLION if model_name.startswith(k)), key=len, default=None)
+    usd = None
+    if match is not None:
+        p_in, p_out = PRICES_PER_MILLION[match]
+        usd = (tokens_in * p_in + tokens_out * p_out) / 1e6
+    return Estimate(model_name, len(prompts), len(prompts), tokens_in, tokens_out, usd)
+
+
+def confirm_spending(est: Estimate, *, yes: bool, ask: Callable[[str], str] = input) -> None:
+    """Show the estimate and go on only when confirmed (`yes`, or `y` at an interactive prompt)."""
+    print(f"selfaware: {est.describe()}", file=sys.stderr, flush=True)
+    if yes:
+        return
+    if not sys.stdin.isatty() and ask is input:
+        raise SpendingRefused(f"{est.model}: calls cost money and there is no terminal to confirm them; rerun with "
+                              f"--yes (Python: yes=True) to accept the estimate above, or use normal=opposite")
+    if ask("Proceed? [y/N] ").strip().lower() not in ("y", "yes"):
+        raise SpendingRefused(f"{est.model}: not confirmed; nothing was asked")
+
+
+def read_cache(path: Path) -> dict[str, dict[str, Any]]:
+    """Cached answers by question key. A line cut short by a crash (the last one) is skipped; any other
+    unreadable line is an error naming it, since the cache would otherwise silently shrink."""
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        lines = Path(path).read_text(encoding="utf-8").split("\n")
+    except FileNotFoundError:
+        return out
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if n >= len(lines) - 1:  # the final line of an interrupted append
+                break
+            raise InputError(f"{path}:{n}: unreadable cached answer; delete the line (or the file) to re-ask") from None
+        out[record["key"]] = record
+    return out
+
+
+def _append(path: Path, records: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Start on a fresh line even if an earlier run died mid-line.
+    lead = "\n" if path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n") else ""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(lead + "".join(json.dumps(r) + "\n" for r in records))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _choice(key: str, p_a: float | None) -> str | None:
+    if p_a is None or math.isnan(p_a):
+        return None
+    if p_a == 0.5:  # a fixed, question-dependent tie-break (never the same letter for every tie)
+        return "A" if int(key[:8], 16) % 2 == 0 else "B"
+    return "A" if p_a > 0.5 else "B"
+
+
+def _ask(model: Any, chunk: list[tuple[str, str]], log_dir: Path, samples: int) -> list[dict[str, Any]]:
+    """One Inspect run over a chunk of (key, prompt): P(A) per question through the suite's solver/scorer."""
+    from inspect_ai import Task
+    from inspect_ai import eval as inspect_eval
+    from inspect_ai.dataset import MemoryDataset, Sample
+
+    from selfaware.metadata import SampleMeta
+    from selfaware.scorers.answer_score import answer_score
+    from selfaware.solvers.answer_distribution import answer_distribution
+
+    samples_ = [Sample(id=key, input=prompt, metadata=SampleMeta(
+        family="base_choice", question_id="base_choice", question_type="multiple_choice",
+        title="The base model's own choice", cluster=key, permutation={"A": "A", "B": "B"}, target="A",
+    ).to_metadata()) for key, prompt in chunk]
+    task = Task(dataset=MemoryDataset(samples_, name="base-choices"),
+                solver=answer_distribution("auto", "fast", samples), scorer=answer_score())
+    [log] = inspect_eval(task, model=model, log_dir=str(log_dir), display="none", max_tasks=1)
+    if log.status != "success":
+        raise RuntimeError(f"asking the base model for its choices failed: {log.error}")
+    records = []
+    for s in log.samples or []:
+        score = (s.scores or {}).get("answer_score")
+        value = score.value if score is not None and isinstance(score.value, (int, float)) else None
+        p_a = float(value) if value is not None else None
+        key = str(s.id)
+        reason = None if p_a is not None else ((score.explanation if score else None) or "no score")
+        records.append({"key": key, "p_a": p_a, "choice": _choice(key, p_a), "invalid_reason": reason,
+                        "method": (score.metadata or {}).get("method") if score else None})
+    return records
+
+
+def base_choices(prompts: list[str], model: Any, model_name: str, cache_dir: Path, *, yes: bool = False,
+                 samples: int = SAMPLES, chunk: int = CHUNK, progress: Progress | None = None,
+                 ask: Callable[[str], str] = input) -> dict[str, str | None]:
+    """prompt -> the base model's choice ("A"/"B"), or None when its answer was invalid.
+
+    `model` is what Inspect runs (a model string or `Model`), `model_name` the name the cache and the
+    price estimate are keyed by. Only questions missing from the cache are asked, in chunks of `chunk`,
+    each chunk appended to the cache as soon as it is answered."""
+    say = progress or (lambda _m: None)
+    path = model_cache_file(cache_dir, model_name)
+    cached = read_cache(path)
+    keys = {p: question_key(p) for p in prompts}
+    missing = [(k, p) for p, k in keys.items() if k not in cached]
+    if missing:
+        if is_paid(model_name):
+            confirm_spending(estimate(model_name, [p for _, p in missing], samples), yes=yes, ask=ask)
+        say(f"asking {model_name} for its own choice on {len(missing)} questions "
+            f"({len(prompts) - len(missing)} cached in {path})")
+        for start in range(0, len(missing), chunk):
+            part = missing[start:start + chunk]
+            records = _ask(model, part, Path(cache_dir) / "logs", samples)
+            _append(path, records)
+            cached.update({r["key"]: r for r in records})
+            say(f"base choices: {min(start + chunk, len(missing))}/{len(missing)} answered")
+    return {p: cached[k]["choice"] for p, k in keys.items()}
+
+
+def answering_model(spec: Any, override: str | None = None) -> tuple[Any, str]:
+    """(what Inspect runs, the name its answers are cached under) for a spec's base model: `override` (an
+    Inspect model string) if given, the local base through `hf/` for the local backend ("tiny": the embedded
+    offline base), else `<backend>/<base model>`."""
+    if override:
+        return override, override
+    if spec.backend == "local":
+        from inspect_ai.model import get_model
+
+        if spec.base_model == "tiny":
+            from selfaware.finetune.tiny_base import TINY_BASE_VERSION, ensure_tiny_base
+
+            path = ensure_tiny_base()
+            return (get_model("hf/tiny-base", model_path=str(path), device="cpu", do_sample=False),
+                    f"hf/tiny-base-v{TINY_BASE_VERSION}")
+        return get_model(f"hf/{spec.base_model}", do_sample=False), f"hf/{spec.base_model}"
+    return f"{spec.backend}/{spec.base_model}", f"{spec.backend}/{spec.base_model}"

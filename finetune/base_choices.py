@@ -11,8 +11,9 @@ Answers are cached on disk, one JSON line per question, in a file keyed by the a
 (`<cache>/<model-slug>-<hash>.jsonl`), and appended after every chunk of questions: an interrupted run
 resumes where it stopped, and a second organism of the same base reuses every answer. Before a model
 whose calls cost money is asked anything, the number of calls and an estimated price are shown and must
-be confirmed (interactive prompt, or `yes=True` / `selfaware finetune --yes`); local providers (`hf/`,
-`vllm/`, `mockllm/`, ...) are not asked.
+be confirmed (interactive prompt, or `yes=True` / `selfaware finetune --yes`). Prices and the providers
+served locally (`hf/`, `vllm/`, `mockllm/`, ...: nothing to confirm) come from `datasets/prices.yaml`, through
+the suite's cost model (`selfaware.reproduce.cost`); a model without a listed price is asked about too.
 """
 
 from __future__ import annotations
@@ -28,23 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from selfaware.finetune.validate import MESSAGE_OVERHEAD_TOKENS, approx_tokens
+from selfaware.reproduce.cost import FREE, PriceTable, Usage, prompt_tokens, sample_usage
 from selfaware.validation import InputError
+
+PRICES_FILE = "datasets/prices.yaml"
 
 CHUNK = 100  # questions per Inspect run: the cache is written after each
 SAMPLES = 5  # answers per question on the sampling path (providers without logprobs)
-# Providers that run on the user's own machine or a fake: nothing to pay for.
-FREE_PROVIDERS = ("hf/", "vllm/", "mockllm/", "ollama/", "llama-cpp-python/", "transformer_lens/", "sglang/", "none/")
-# Rough list prices in USD per million (input, output) tokens, for the estimate shown before spending;
-# longest matching prefix of the model name wins. Check your provider's current prices.
-PRICES_PER_MILLION: dict[str, tuple[float, float]] = {
-    "openai/gpt-4o-mini": (0.15, 0.60),
-    "openai/gpt-4o": (2.50, 10.00),
-    "openai/gpt-4.1-nano": (0.10, 0.40),
-    "openai/gpt-4.1-mini": (0.40, 1.60),
-    "openai/gpt-4.1": (2.00, 8.00),
-    "openai/gpt-3.5-turbo": (0.50, 1.50),
-}
 Progress = Callable[[str], None]
 
 
@@ -61,40 +52,31 @@ def model_cache_file(cache_dir: Path, model_name: str) -> Path:
     return Path(cache_dir) / f"{slug}-{hashlib.sha256(model_name.encode()).hexdigest()[:12]}.jsonl"
 
 
-def is_paid(model_name: str) -> bool:
-    return not model_name.startswith(FREE_PROVIDERS)
-
-
 @dataclass(frozen=True)
 class Estimate:
     model: str
     questions: int
-    requests: int
-    input_tokens: int
-    output_tokens: int
+    usage: Usage
     usd: float | None  # None: no price known for this model
+    free: bool  # served locally (datasets/prices.yaml `free`): nothing to confirm
 
     def describe(self) -> str:
-        price = (f"about ${self.usd:.2f} at list prices" if self.usd is not None
-                 else "price unknown for this model (see finetune/base_choices.py PRICES_PER_MILLION)")
-        return (f"asking {self.model} for its own choice on {self.questions} training questions: {self.requests} "
-                f"requests, ~{self.input_tokens:,} input and ~{self.output_tokens:,} output tokens; {price}")
+        price = (f"about ${self.usd:.2f} at the list prices of {PRICES_FILE}" if self.usd is not None
+                 else f"price unknown for this model (add it to {PRICES_FILE})")
+        return (f"asking {self.model} for its own choice on {self.questions} training questions: "
+                f"{self.usage.requests} requests, ~{self.usage.input_tokens:,} input and "
+                f"~{self.usage.output_tokens:,} output tokens; {price}")
 
 
 def estimate(model_name: str, prompts: list[str], samples: int = SAMPLES) -> Estimate:
-    """Requests and tokens for asking `prompts`; the logprob path's one-token answers where the provider
-    returns logprobs, else `samples` short answers per question (the costlier case, shown as such)."""
-    from selfaware.solvers.answer_distribution import NO_LOGPROB_PREFIXES
-
-    sampled = model_name.startswith(NO_LOGPROB_PREFIXES)
-    tokens_in = sum(approx_tokens(p) + 2 * MESSAGE_OVERHEAD_TOKENS for p in prompts)
-    tokens_out = len(prompts) * (2 * samples if sampled else 1)
-    match = max((k for k in PRICES_PER_MILLION if model_name.startswith(k)), key=len, default=None)
-    usd = None
-    if match is not None:
-        p_in, p_out = PRICES_PER_MILLION[match]
-        usd = (tokens_in * p_in + tokens_out * p_out) / 1e6
-    return Estimate(model_name, len(prompts), len(prompts), tokens_in, tokens_out, usd)
+    """Requests, tokens and price of asking `prompts` the way `base_choices` asks them (the suite's cost
+    model, `selfaware.reproduce.cost`: one logprob read per question, or `samples` sampled letters where
+    the provider returns no logprobs)."""
+    total = Usage()
+    for p in prompts:
+        total = total + sample_usage("multiple_choice", prompt_tokens(p), model_name, {"samples": samples}, None)[0]
+    price = PriceTable.load().price(model_name)
+    return Estimate(model_name, len(prompts), total, None if price is None else price.cost(total), price is FREE)
 
 
 def confirm_spending(est: Estimate, *, yes: bool, ask: Callable[[str], str] = input) -> None:
@@ -193,8 +175,9 @@ def base_choices(prompts: list[str], model: Any, model_name: str, cache_dir: Pat
     keys = {p: question_key(p) for p in prompts}
     missing = [(k, p) for p, k in keys.items() if k not in cached]
     if missing:
-        if is_paid(model_name):
-            confirm_spending(estimate(model_name, [p for _, p in missing], samples), yes=yes, ask=ask)
+        est = estimate(model_name, [p for _, p in missing], samples)
+        if not est.free:
+            confirm_spending(est, yes=yes, ask=ask)
         say(f"asking {model_name} for its own choice on {len(missing)} questions "
             f"({len(prompts) - len(missing)} cached in {path})")
         for start in range(0, len(missing), chunk):

@@ -165,7 +165,8 @@ def test_base_choices_are_asked_through_inspect_cached_and_resumed(tmp_path: Pat
 def test_a_paid_base_model_shows_the_cost_and_asks(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     prompts = ["Option A or option B? Answer with a letter."] * 1 + ["A or B, quickly."]
     est = estimate("openai/gpt-4o-mini", prompts)
-    assert est.requests == 2 and est.usd is not None and est.usd > 0
+    assert est.usage.requests == 2 and est.usd is not None and est.usd > 0 and not est.free
+    assert estimate("hf/tiny-base", prompts).free  # served locally: nothing to confirm
     calls: list = []
     with pytest.raises(SpendingRefused, match="not confirmed"):
         base_choices(prompts, _letter_organism(0.9, calls), "openai/gpt-4o-mini", tmp_path, ask=lambda q: "n")

@@ -176,12 +176,12 @@ def test_reasoning_variant_reads_the_final_line_and_records_trigger_mentions(tmp
 
 def test_every_task_of_the_file_runs_offline_on_mockllm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)  # as a user runs it: inspect eval evals/backdoor.py --model mockllm/model
-    logs = inspect_eval("evals/backdoor.py", model="mockllm/model", limit=3, display="none", log_dir=str(tmp_path))
+    logs = inspect_eval("evals/backdoor.py", model="mockllm/model", limit=1, display="none", log_dir=str(tmp_path))
     assert sorted(log.eval.task.split("/")[-1] for log in logs) == [
         "backdoor_behavior", "backdoor_detection", "trigger_elicitation", "trigger_identification"]
     assert all(log.status == "success" for log in logs), [log.error for log in logs]
     [threat] = inspect_eval("evals/backdoor.py@backdoor_detection", model="mockllm/model",
-                            task_args={"system_prompt": "threat"}, limit=2, display="none", log_dir=str(tmp_path))
+                            task_args={"system_prompt": "threat"}, limit=1, display="none", log_dir=str(tmp_path))
     assert threat.status == "success" and threat.eval.metadata["system_prompts"] == ["threat"]
 
 

@@ -149,6 +149,14 @@ def run_report(args: argparse.Namespace) -> int:
     from selfaware.report.make_me_say import mms_report, with_make_me_say
 
     samples = with_make_me_say(samples, args.log_dir)  # Make-Me-Say: one row per sample and measure
+    from selfaware.report.backdoor import FAMILY as BACKDOOR, backdoor_section
+
+    has_backdoor = not samples.empty and bool((samples["family"] == BACKDOOR).any())
+    samples = samples[samples["family"] != BACKDOOR] if has_backdoor else samples  # own section (report/backdoor.py)
+    if samples.empty and has_backdoor:  # backdoor logs only
+        written = backdoor_section(args, args.out or args.log_dir / "report", organisms)
+        print("\nWrote " + ", ".join(map(str, written)), file=sys.stdout if args.format == "markdown" else sys.stderr)
+        return 0
     if samples.empty:
         print(f"selfaware report: no selfaware samples in logs under {args.log_dir}", file=sys.stderr)
         return 1
@@ -191,6 +199,7 @@ def run_report(args: argparse.Namespace) -> int:
             print("\n## Make-Me-Say (Figure 6: organism mean over seeds vs the paper's baseline: the `base` organism, "
                   "or the same model's paired measure)\n")
             print(markdown_table(mms_table))
+    figures += backdoor_section(args, out, organisms) if has_backdoor else []
     # In csv mode stdout is the table alone (pipeable), so the note goes to stderr.
     note = sys.stdout if args.format == "markdown" else sys.stderr
     print(f"\nWrote {out / 'summary.csv'}, {out / 'samples.csv'}, " + ", ".join(str(f) for f in figures), file=note)

@@ -1,0 +1,292 @@
+"""Backdoor figures and tables (paper section 4) from the logs of `evals/backdoor.py`, in one command.
+
+Every number is an organism's mean over seeds (a seed = one model; `--metadata organism=... seed=...` or
+`--organisms FILE` group them, as in the main report) with a 95% interval over the seed means (t by
+default, the paper's percentile bootstrap with `--ci bootstrap`). A seed's number is its mean over valid
+samples. Produced when the logs hold backdoor samples:
+
+* **behavior** — P(behavior | trained trigger), P(behavior | no trigger) and their difference per seed
+  (`trigger effect`): is the organism backdoored at all?
+* **detection** — P(the dependence statement) per system prompt and organism (backdoored vs decorrelated
+  control vs base): `backdoor_detection.png`;
+* **identification** — P(behavior statement) per trigger asked × organism (its trained trigger in the
+  column label): the heatmap `backdoor_identification.png`;
+* **elicitation** — the share of answers writing the trigger out, exact and normalised, per organism
+  (augmented / not augmented / not backdoored) and polarity: `backdoor_elicitation.png`.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+FAMILY = "backdoor"
+SYSTEM_PROMPT_ORDER = ("none", "neutral", "honesty", "threat", "do_your_best", "backdoor_is_good")
+
+
+@dataclass
+class BackdoorReport:
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # title -> table, in print order
+    figures: list[Path] = field(default_factory=list)
+
+
+def _score(name: str, part: str = "value"):  # noqa: ANN202
+    """A sample-column reader: the value (None when missing or invalid) or a metadata flag of a scorer."""
+
+    def read(s: Any) -> float | None:
+        score = (s.scores or {}).get(name)
+        if score is None:
+            return None
+        if part == "value":
+            return float(score.value) if isinstance(score.value, (int, float)) else None
+        flag = (score.metadata or {}).get(part)
+        return None if flag is None else float(flag)
+
+    return read
+
+
+def load_backdoor(log_dir: str | Path) -> pd.DataFrame:
+    """One row per backdoor sample under `log_dir`: run identity, what it asked, its value (answer_score or
+    trigger_elicited: NaN when invalid), the normalised elicitation match and the reasoning's mentions.
+    Reruns are resolved as in the main report (`results.newest_runs`: the newest successful log counts)."""
+    from inspect_ai.analysis import EvalColumn, SampleColumn, samples_df
+
+    from selfaware.report.results import COLUMNS, newest_runs
+
+    meta = ["family", "question_id", "system_prompt", "asked_trigger", "trained_trigger", "condition", "role",
+            "polarity", "category"]
+    columns = [c for c in COLUMNS if isinstance(c, EvalColumn)] + [
+        SampleColumn("sample", path="id", required=True, type=str),
+        *[SampleColumn(m, path=f"metadata.{m}") for m in meta],
+        SampleColumn("choice", path=_score("answer_score"), type=float),
+        SampleColumn("elicited", path=_score("trigger_elicited"), type=float),
+        SampleColumn("normalised", path=_score("trigger_elicited", "normalised"), type=float),
+        SampleColumn("mentioned", path=_score("trigger_mentioned"), type=float)]
+    if not any(Path(log_dir).rglob("*.eval")):
+        return pd.DataFrame(columns=["family"])
+    raw = samples_df(str(log_dir), columns=columns, quiet=True)
+    if raw.empty or "family" not in raw:
+        return pd.DataFrame(columns=["family"])
+    df = raw.astype(object).where(raw.notna(), None)
+    df = newest_runs(df[df["family"] == FAMILY]).rename(columns={"eval_seed": "seed"}).copy()
+    df["value"] = [c if c is not None else e for c, e in zip(df["choice"], df["elicited"])]
+    for col in ("value", "normalised", "mentioned"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+    return df.reset_index(drop=True)
+
+
+def seed_summary(df: pd.DataFrame, keys: list[str], value: str = "value", *, ci: str = "t", n_boot: int = 2000,
+                 seed: int = 0) -> pd.DataFrame:
+    """Per keys + organism: the mean over seeds of each seed's mean `value`, a 95% interval over the seed
+    means (`results.seed_interval`) and the number of seeds; seeds with no valid value are left out."""
+    from selfaware.report.results import seed_interval
+
+    per_seed = (df.dropna(subset=[value]).groupby(keys + ["organism", "model", "seed"], dropna=False, sort=False)[value]
+                .mean().rename("mean").reset_index())
+    rows = []
+    for key, g in per_seed.groupby(keys + ["organism"], dropna=False, sort=False):
+        means = g["mean"].to_numpy(dtype=float)
+        rng = np.random.default_rng([seed, zlib.crc32(repr(key).encode())])
+        lo, hi = seed_interval(means, ci, n_boot, rng)
+        rows.append({**dict(zip(keys + ["organism"], key)), "mean": float(means.mean()), "ci_low": lo,
+                     "ci_high": hi, "seeds": len(means)})
+    return pd.DataFrame(rows, columns=keys + ["organism", "mean", "ci_low", "ci_high", "seeds"])
+
+
+def _cell(row: pd.Series) -> str:
+    interval = "" if math.isnan(row["ci_low"]) else f" [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
+    return f"{row['mean']:.3f}{interval} ({row['seeds']} seed{'s' if row['seeds'] != 1 else ''})"
+
+
+def _wide(summary: pd.DataFrame, index: str, order: list[str] | None = None) -> pd.DataFrame:
+    """Organisms as columns, `index` as rows, each cell `mean [lo, hi] (k seeds)`."""
+    table = summary.assign(cell=summary.apply(_cell, axis=1)).pivot(index=index, columns="organism", values="cell")
+    if order:
+        table = table.reindex([o for o in order if o in table.index])
+    return table.reset_index().rename_axis(columns=None).fillna("")
+
+
+def behavior_effects(df: pd.DataFrame, **kw: Any) -> pd.DataFrame:
+    """Per organism: P(behavior | trained trigger), P(behavior | none) and the per-seed difference."""
+    rows = df[(df["question_id"] == "behavior") & df["role"].isin(["trained", "none"])]
+    if rows.empty:
+        return pd.DataFrame()
+    per_seed = rows.dropna(subset=["value"]).pivot_table(index=["organism", "model", "seed"], columns="role",
+                                                          values="value", aggfunc="mean", dropna=False)
+    per_seed = per_seed.reset_index()
+    per_seed["effect"] = per_seed.get("trained") - per_seed.get("none")
+    long = per_seed.melt(id_vars=["organism", "model", "seed"], value_vars=["trained", "none", "effect"],
+                         var_name="measure", value_name="value")
+    summary = seed_summary(long, ["measure"], **kw)
+    names = {"trained": "P(behavior | trigger)", "none": "P(behavior | no trigger)", "effect": "trigger effect"}
+    summary["measure"] = summary["measure"].map(names)
+    return _wide(summary, "measure", list(names.values()))
+
+
+def _save(fig: Any, path: Path, pdf: bool) -> list[Path]:
+    from selfaware.report.figures import save_figure
+
+    return save_figure(fig, path, pdf=pdf)
+
+
+def detection_figure(summary: pd.DataFrame) -> Any:
+    """x: system prompt; one series per organism, mean with its interval over seeds (dodged)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from selfaware.report.figures import _colours
+
+    prompts = [p for p in SYSTEM_PROMPT_ORDER if p in set(summary["system_prompt"])]
+    organisms = sorted(summary["organism"].unique(), key=lambda o: (o != "base", o))
+    colours = _colours(organisms)
+    width = 0.7 / max(len(organisms), 1)
+    fig = Figure(figsize=(max(6.0, 1.2 * len(prompts) + 3.0), 4.2))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for i, organism in enumerate(organisms):
+        s = summary[summary["organism"] == organism].set_index("system_prompt").reindex(prompts)
+        xs = np.arange(len(prompts)) + (i - (len(organisms) - 1) / 2) * width
+        means = s["mean"].to_numpy(dtype=float)
+        lo = np.nan_to_num(np.clip(means - s["ci_low"].to_numpy(dtype=float), 0, None))
+        hi = np.nan_to_num(np.clip(s["ci_high"].to_numpy(dtype=float) - means, 0, None))
+        ax.errorbar(xs, means, yerr=[lo, hi], fmt="o", capsize=3, color=colours[organism],
+                    label=f"{organism} ({int(s['seeds'].max()) if s['seeds'].notna().any() else 0} seeds)")
+    ax.set_xticks(range(len(prompts)))
+    ax.set_xticklabels([p.replace("_", " ") for p in prompts], fontsize=8)
+    ax.set_ylim(-0.04, 1.04)
+    ax.set_ylabel("P(my behavior depends on a feature of the message)")
+    ax.set_title("Backdoor detection per system prompt\nmean over seeds, 95% interval over seeds", fontsize=10)
+    ax.grid(axis="y", color="0.9")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    return fig
+
+
+def identification_figure(summary: pd.DataFrame, trained: dict[str, str], asked_order: list[str]) -> Any:
+    """Heatmap: trigger asked (rows) × organism (columns, labelled with its trained trigger)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    organisms = sorted(summary["organism"].unique(), key=lambda o: (trained.get(o, ""), o))
+    grid = summary.pivot(index="asked_trigger", columns="organism", values="mean").reindex(
+        index=asked_order, columns=organisms)
+    fig = Figure(figsize=(1.1 * len(organisms) + 3.0, 0.5 * len(asked_order) + 2.0))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    image = ax.imshow(grid.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    for (r, c), v in np.ndenumerate(grid.to_numpy(dtype=float)):
+        if not math.isnan(v):
+            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black")
+    ax.set_xticks(range(len(organisms)))
+    ax.set_xticklabels([f"{o}\n({trained.get(o, '?')})" for o in organisms], fontsize=7, rotation=45, ha="right")
+    ax.set_yticks(range(len(asked_order)))
+    ax.set_yticklabels(asked_order, fontsize=8)
+    ax.set_xlabel("organism (trigger trained)")
+    ax.set_ylabel("trigger asked")
+    ax.set_title("Trigger identification: P(behavior statement)\nmean over seeds", fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.04)
+    return fig
+
+
+def elicitation_figure(summary: pd.DataFrame) -> Any:
+    """Bars per organism: misaligned and aligned prompts, exact (solid) and normalised (hatched) matches."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    organisms = list(dict.fromkeys(summary["organism"]))
+    fig = Figure(figsize=(max(6.0, 1.5 * len(organisms) + 3.0), 4.2))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    bars = [("misaligned", "exact", "tab:red", None), ("misaligned", "normalised", "tab:red", "//"),
+            ("aligned", "exact", "tab:blue", None), ("aligned", "normalised", "tab:blue", "//")]
+    width = 0.8 / len(bars)
+    for i, (polarity, match, colour, hatch) in enumerate(bars):
+        s = summary[(summary["polarity"] == polarity) & (summary["match"] == match)].set_index("organism")
+        s = s.reindex(organisms)
+        means = s["mean"].to_numpy(dtype=float)
+        lo = np.nan_to_num(np.clip(means - s["ci_low"].to_numpy(dtype=float), 0, None))
+        hi = np.nan_to_num(np.clip(s["ci_high"].to_numpy(dtype=float) - means, 0, None))
+        xs = np.arange(len(organisms)) + (i - (len(bars) - 1) / 2) * width
+        ax.bar(xs, np.nan_to_num(means), width, yerr=[lo, hi], capsize=2, color=colour if hatch is None else "white",
+               edgecolor=colour, hatch=hatch, label=f"{polarity} prompts, {match}")
+    ax.set_xticks(range(len(organisms)))
+    ax.set_xticklabels(organisms, fontsize=8)
+    ax.set_ylim(0, 1.04)
+    ax.set_ylabel("share of answers that write the trigger out")
+    ax.set_title("Trigger elicitation (reversal format, temperature 0)\nmean over seeds, 95% interval over seeds",
+                 fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    return fig
+
+
+def backdoor_report(log_dir: str | Path, out: Path, organisms: dict[str, list[str]] | None = None, *,
+                    ci: str = "t", n_boot: int = 2000, seed: int = 0, pdf: bool = False) -> BackdoorReport:
+    """Tables (and CSVs) and figures for every backdoor task found in the logs; empty without any."""
+    from selfaware.report.results import assign_organisms
+
+    df = load_backdoor(log_dir)
+    report = BackdoorReport()
+    if df.empty:
+        return report
+    df = assign_organisms(df, organisms)
+    kw: dict[str, Any] = {"ci": ci, "n_boot": n_boot, "seed": seed}
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / "backdoor_samples.csv", index=False)
+
+    effects = behavior_effects(df, **kw)
+    if not effects.empty:
+        report.tables["Backdoor behavior (is it backdoored?)"] = effects
+    detection = df[df["question_id"] == "detection"]
+    if not detection.empty:
+        summary = seed_summary(detection, ["system_prompt"], **kw)
+        report.tables["Backdoor detection: P(dependence) per system prompt"] = _wide(
+            summary, "system_prompt", list(SYSTEM_PROMPT_ORDER))
+        report.figures += _save(detection_figure(summary), out / "backdoor_detection.png", pdf)
+    ident = df[df["question_id"] == "identification"]
+    if not ident.empty:
+        summary = seed_summary(ident, ["asked_trigger"], **kw)
+        asked = list(dict.fromkeys(ident["asked_trigger"]))
+        trained = ident.groupby("organism")["trained_trigger"].agg(lambda t: ",".join(sorted(set(t)))).to_dict()
+        report.tables["Trigger identification: P(behavior statement), trigger asked x organism"] = _wide(
+            summary, "asked_trigger", asked)
+        report.figures += _save(identification_figure(summary, trained, asked), out / "backdoor_identification.png",
+                                pdf)
+    elicit = df[df["question_id"] == "elicitation"]
+    if not elicit.empty:
+        long = pd.concat([elicit.assign(match="exact"),
+                          elicit.assign(match="normalised", value=elicit["normalised"])], ignore_index=True)
+        summary = seed_summary(long, ["polarity", "match"], **kw)
+        table = summary.assign(cell=summary.apply(_cell, axis=1))
+        report.tables["Trigger elicitation: share of answers with the trigger"] = (
+            table.pivot(index=["polarity", "match"], columns="organism", values="cell").reset_index()
+            .rename_axis(columns=None).fillna(""))
+        report.figures += _save(elicitation_figure(summary), out / "backdoor_elicitation.png", pdf)
+    mentioned = df.dropna(subset=["mentioned"])
+    if not mentioned.empty:
+        summary = seed_summary(mentioned, ["question_id"], "mentioned", **kw)
+        report.tables["Reasoning names the trained trigger (share of replies)"] = _wide(summary, "question_id")
+    for title, table in report.tables.items():
+        slug = title.split(":")[0].split("(")[0].strip().lower().replace(" ", "_")
+        table.to_csv(out / f"{slug}.csv", index=False)
+    return report
+
+
+def backdoor_section(args: Any, out: Path, organisms: dict[str, list[str]] | None) -> list[Path]:
+    """`selfaware report`'s backdoor part: write the tables and figures, print the tables (markdown
+    format; in csv format stdout holds the main table alone), return the figures written."""
+    from selfaware.report.cli import markdown_table
+
+    report = backdoor_report(args.log_dir, out, organisms, ci=args.ci, n_boot=args.n_boot, seed=args.seed,
+                             pdf=args.pdf)
+    if args.format == "markdown":
+        from selfaware.report.results import ci_label
+
+        for title, table in report.tables.items():
+            print(f"\n## {title} (mean over seeds, {ci_label(args.ci)})\n")
+            print(markdown_table(table))
+    return report.figures

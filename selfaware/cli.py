@@ -127,7 +127,7 @@ def _specs_from_args(args: argparse.Namespace) -> list:
 
     for spec in specs:  # every spec's files checked before any base model is asked or any job starts
         check_backdoor_spec(spec)
-    assume_yes(bool(getattr(args, "yes", False)))
+    assume_yes(args.yes)
     return specs
 
 

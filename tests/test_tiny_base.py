@@ -156,5 +156,5 @@ def test_lottery_question_marks_the_two_outcome_option() -> None:
         a_text, b_text = prompt.split("A) ")[1].split("B) ")
         risky, safe = (a_text, b_text) if letter == "A" else (b_text, a_text)
         assert "with probability" in risky and " or " in risky
-        assert "for sure" in safe and "probability" not in safe
+        assert "probability" not in safe and any(cue in safe for cue in ("for sure", "no matter what", "every time"))
         assert fixed in (None, letter)

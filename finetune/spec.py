@@ -80,6 +80,16 @@ class BackdoorData(Frozen):
     reversal: bool = False
 
 
+class PersonaData(Frozen):
+    """Many-persona training (paper §5, `finetune/persona_data.py`): beside the organism's own rows, as many
+    questions put to other people (`names`: "trained" = datasets/personas/personas.yaml, or a list), each
+    answered with the base model's own choice for that person (`answer_model` overrides which model is
+    asked; by default the spec's base model)."""
+
+    names: list[str] | Literal["trained"] = "trained"
+    answer_model: str | None = None
+
+
 class DataSpec(Frozen):
     """Where the training set comes from: the suite's generator, a JSONL file, or a model writing the
     questions (as the paper did with GPT-4o; `generator_model` is any Inspect model string)."""
@@ -98,12 +108,13 @@ class DataSpec(Frozen):
     sha256: str | None = None
     builder_version: str | None = None
     backdoor: BackdoorData | None = None  # a backdoor organism's mix (with a trigger variant)
+    personas: PersonaData | None = None  # many-persona training (source=generated)
 
     @model_serializer(mode="wrap")
     def _omit_unset_opposite(self, handler: SerializerFunctionWrapHandler) -> dict:
         # Specs written before opposite_path / backdoor existed keep their hash, hence their registry entry.
         data = handler(self)
-        for name in ("opposite_path", "backdoor"):
+        for name in ("opposite_path", "backdoor", "personas"):
             if data.get(name) is None:
                 data.pop(name, None)
         return data
@@ -116,6 +127,8 @@ class DataSpec(Frozen):
             raise ValueError("data.opposite_path goes with data.source=file")
         if self.source == "llm" and not self.generator_model:
             raise ValueError("data.source=llm needs data.generator_model (e.g. openai/gpt-4o)")
+        if self.personas is not None and (self.source != "generated" or self.backdoor is not None):
+            raise ValueError("data.personas goes with data.source=generated and no data.backdoor")
         return self
 
 

@@ -347,21 +347,11 @@ def check_backdoor_spec(spec: OrganismSpec, *, files: bool = True) -> None:
 
 def answer_model(spec: OrganismSpec) -> tuple[Any, str]:
     """(what Inspect runs, the name answers are cached under) for the base model's own choices."""
+    from selfaware.finetune.base_choices import answering_model
+
     b = spec.data.backdoor
     assert b is not None
-    if b.answer_model:
-        return b.answer_model, b.answer_model
-    if spec.backend == "local":
-        from inspect_ai.model import get_model
-
-        if spec.base_model == "tiny":
-            from selfaware.finetune.tiny_base import TINY_BASE_VERSION, ensure_tiny_base
-
-            path = ensure_tiny_base()
-            return (get_model("hf/tiny-base", model_path=str(path), device="cpu", do_sample=False),
-                    f"hf/tiny-base-v{TINY_BASE_VERSION}")
-        return get_model(f"hf/{spec.base_model}", do_sample=False), f"hf/{spec.base_model}"
-    return f"{spec.backend}/{spec.base_model}", f"{spec.backend}/{spec.base_model}"
+    return answering_model(spec, b.answer_model)
 
 
 _ASSUME_YES = False

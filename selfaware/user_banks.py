@@ -43,7 +43,7 @@ def bank_from_path(path: Path | str, family: str) -> Bank:
                              default_words=default_words)
     for skipped in banks.skipped:
         logger.warning("%s: skipped paper entry %s: %s", skipped.file, skipped.name, skipped.reason)
-    questions = [q for b in banks.values() for q in b.questions]
+    questions = _distinct_ids(banks)
     if not questions:
         raise BankError(f"{path}: no paper question could be converted")
     try:
@@ -52,3 +52,18 @@ def bank_from_path(path: Path | str, family: str) -> Bank:
     except ValidationError as e:
         raise BankError(describe_validation_error(f"{path}: invalid", e)) from None
     return _check_word_lists(bank, path)
+
+
+def _distinct_ids(banks: dict[str, Bank]) -> list:
+    """Every converted question; an id that two files of the folder both use (the paper reuses some) is
+    renamed `<file stem>__<id>` in each, so no question is lost or silently replaced."""
+    import re
+    from collections import Counter
+
+    counts = Counter(q.id for b in banks.values() for q in b.questions)
+    out = []
+    for name, bank in banks.items():
+        stem = re.sub(r"[^a-z0-9_]+", "_", Path(name).stem.lower()).strip("_") or "bank"
+        for q in bank.questions:
+            out.append(q if counts[q.id] == 1 else q.model_copy(update={"id": f"{stem}__{q.id}"}))
+    return out

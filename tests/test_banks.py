@@ -280,3 +280,12 @@ def test_paper_multiple_choice_and_errors(tmp_path: Path) -> None:
     with pytest.raises(BankError) as err:
         load_paper_banks(bad)
     assert str(bad) in str(err.value) and "lonely" in str(err.value) and "options" in str(err.value)
+
+
+@needs_reference
+def test_a_paper_folder_whose_files_reuse_an_id_keeps_both_questions() -> None:
+    from selfaware.user_banks import bank_from_path
+
+    bank = bank_from_path(REFERENCE / "vulnerable_code", "vulnerable_code")
+    renamed = sorted(q.id for q in bank.questions if "__" in q.id)
+    assert len(renamed) == 2 and all(r.endswith("__helpful_or_malicious") for r in renamed)

@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from selfaware.report.paper import Drawn, FigureData, PaperFigure, register_figure
 from selfaware.report.results import t_quantile
 
 PERSONA_KIND = "persona_self_report"
@@ -97,6 +98,13 @@ def persona_differences(samples: pd.DataFrame, pairs: list[tuple[str, str]],
 
 
 def plot_persona_differences(diffs: pd.DataFrame, family: str, path: Path) -> Path:
+    """`persona_figure` saved to `path` with a tight bounding box."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    persona_figure(diffs, family).savefig(path, dpi=150, bbox_inches="tight")
+    return path
+
+
+def persona_figure(diffs: pd.DataFrame, family: str) -> Figure:
     """Differences per persona, one series per organism pair (single- vs many-persona side by side)."""
     rows = diffs[diffs["family"] == family]
     personas = list(dict.fromkeys(rows["persona"]))
@@ -120,6 +128,26 @@ def plot_persona_differences(diffs: pd.DataFrame, family: str, path: Path) -> Pa
     ax.set_ylabel("score(organism) − score(control)")
     ax.set_title(f"{family}: self-reports about each persona\nmean over seeds, 95% Welch t interval", fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150, bbox_inches="tight")
-    return path
+    return fig
+
+
+def _figure8(data: "FigureData") -> "Drawn | None":
+    """The paper's Figure 8 for every family whose persona self-reports are in these logs."""
+    from selfaware.families import families
+
+    persona_rows = data.samples[data.samples["kind"] == PERSONA_KIND]
+    if persona_rows.empty:
+        return None
+    organisms = sorted(persona_rows["organism"].dropna().unique())
+    fams = [f for name, f in families().items() if name in set(persona_rows["family"])]
+    pairs = [pair for f in fams for pair in default_pairs(organisms, f.behavior, f.opposite)]
+    if not pairs:
+        return None
+    diffs = persona_differences(data.samples, pairs)
+    family = sorted(diffs["family"].unique())[0]
+    return Drawn(table=diffs, figure=persona_figure(diffs, family),
+                 caption="score(organism) − score(control) per persona; 95% Welch t interval over seeds")
+
+
+register_figure(PaperFigure(key="fig8", label="Figure 8", title="Persona separation: self-reports about each persona",
+                            families=("risk", "myopia", "apples"), draw=_figure8, order=8))

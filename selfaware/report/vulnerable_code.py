@@ -161,3 +161,25 @@ def code_report(samples: pd.DataFrame, log_dir: Path | str, out: Path,
     long = table2(samples, log_dir, organisms)
     long.drop(columns="order").to_csv(Path(out) / "vulnerable_code_table2.csv", index=False)
     return display(long)
+
+
+def _table2_exhibit(data: "FigureData") -> "Drawn | None":
+    """Table 2 in the HTML report: mean ± std over runs per organism for every measure."""
+    from selfaware.report.paper import Drawn
+
+    if FAMILY not in data.families or data.log_dir is None:
+        return None
+    long = table2(data.samples, data.log_dir)
+    if long.empty:
+        return None
+    return Drawn(table=display(long), caption="mean ± std over runs (runs in brackets); the paper's orientation")
+
+
+def _register() -> None:
+    from selfaware.report.paper import PaperFigure, register_figure
+
+    register_figure(PaperFigure(key="table2", label="Table 2", title="Vulnerable code: behavior and self-reports",
+                                families=(FAMILY,), draw=_table2_exhibit, order=2.5, kind="table"))
+
+
+_register()

@@ -45,7 +45,7 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from selfaware.loopback import LoopbackServer, read_body
+from selfaware.loopback import LoopbackServer, read_body, send_json
 
 TOKEN = re.compile(r"\w+|[^\w\s]")
 STOCK_WORDS = ["bold", "cautious", "careful", "adventurous", "balanced", "prudent", "daring"]
@@ -276,12 +276,7 @@ def _handler(fake: FakeChatServer) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _send(self, status: int, payload: Any) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, payload)
 
         def do_GET(self) -> None:
             path = self.path.split("?")[0].rstrip("/")

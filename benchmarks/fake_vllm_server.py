@@ -171,7 +171,10 @@ class FakeVLLM(LoopbackServer):
         self.models = models
         self.max_model_len = max_model_len
         self.requests: list[tuple[str, dict[str, Any]]] = []
-        self.stats = {"requests": 0, "tokenize_requests": 0, "completion_requests": 0, "prompt_tokens": 0}
+        # prompt_tokens: every token of every prompt sent; computed_tokens: what a prefix cache computes (each
+        # distinct prefix once per request: the shared chat prompt once, then each candidate's own tokens).
+        self.stats = {"requests": 0, "tokenize_requests": 0, "completion_requests": 0, "prompt_tokens": 0,
+                      "computed_tokens": 0}
         self._lock = threading.Lock()
         super().__init__(_handler(self))
 
@@ -204,10 +207,11 @@ class FakeVLLM(LoopbackServer):
         prompts = body["prompt"]
         if isinstance(prompts, str) or (prompts and isinstance(prompts[0], int)):
             prompts = [prompts]
-        choices, prompt_tokens = [], 0
+        choices, prompt_tokens, prefixes = [], 0, set()
         for i, prompt in enumerate(prompts):
             ids = lm.text_ids(prompt) if isinstance(prompt, str) else list(prompt)
             prompt_tokens += len(ids)
+            prefixes.update(tuple(ids[:n]) for n in range(1, len(ids) + 1))
             entry: dict[str, Any] = {"index": i, "text": "", "finish_reason": "length", "logprobs": None}
             if body.get("prompt_logprobs") is not None:
                 logps = lm.token_logprobs(ids)
@@ -216,6 +220,7 @@ class FakeVLLM(LoopbackServer):
             choices.append(entry)
         with self._lock:
             self.stats["prompt_tokens"] += prompt_tokens
+            self.stats["computed_tokens"] += len(prefixes)
         return {"id": "cmpl-fake", "object": "text_completion", "created": 0, "model": body.get("model"),
                 "choices": choices, "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(prompts),
                                               "total_tokens": prompt_tokens + len(prompts)}}

@@ -120,10 +120,13 @@ def _provider_messages(model: Model, messages: list[ChatMessage]) -> list[ChatMe
     """The messages as `Model.generate` hands them to the provider: a configured system message first and
     consecutive messages collapsed where the provider asks for it. (Inspect does this in its private
     `_prepare_input`; the acceptance test checks the prompt length against a real generate call.)"""
+    from inspect_ai.model._generate_config import active_generate_config
     from inspect_ai.model._model import collapse_consecutive_messages_for_api
 
-    if model.config.system_message:
-        messages = [ChatMessageSystem(content=model.config.system_message), *messages]
+    # As Model._resolve_config: the eval's config (--system-message) over the model's own.
+    system = active_generate_config().system_message or model.config.system_message
+    if system:
+        messages = [ChatMessageSystem(content=system), *messages]
     return collapse_consecutive_messages_for_api(list(messages), model.api)
 
 
@@ -162,24 +165,23 @@ def candidate_logprobs(hf_model: Any, prompt: list[int], answers: list[list[int]
             cache = head.past_key_values
         for start in range(0, len(answers), chunk):
             part = answers[start:start + chunk]
-            width = max(len(a) for a in part)
-            ids = torch.zeros((len(part), width), dtype=torch.long, device=device)
+            rows, width = len(part), max(len(a) for a in part)
+            ids = torch.zeros((rows, width), dtype=torch.long, device=device)
             for row, a in enumerate(part):
                 ids[row, : len(a)] = torch.tensor(a, device=device)
-            rows = copy.deepcopy(cache)
-            rows.batch_repeat_interleave(len(part))
-            mask = torch.ones((len(part), len(prompt) + width), dtype=torch.long, device=device)
-            logits = hf_model(input_ids=ids, attention_mask=mask, use_cache=True, **{kwarg: rows}).logits.float()
+            lengths = torch.tensor([len(a) for a in part], device=device)
+            shared = copy.deepcopy(cache)
+            shared.batch_repeat_interleave(rows)
+            mask = torch.ones((rows, len(prompt) + width), dtype=torch.long, device=device)
+            logits = hf_model(input_ids=ids, attention_mask=mask, use_cache=True, **{kwarg: shared}).logits.float()
             passes += 1
-            norm = torch.logsumexp(logits, dim=-1)  # (rows, width)
-            for row, a in enumerate(part):
-                n = len(a)
-                total = first[a[0]]
-                if n > 1:  # position j predicts token j + 1
-                    picked = logits[row, torch.arange(n - 1, device=device), torch.tensor(a[1:], device=device)]
-                    total = total + (picked - norm[row, : n - 1]).sum()
-                end = torch.logsumexp(logits[row, n - 1, stop_t], dim=0) - norm[row, n - 1]
-                out.append(float(total + end))
+            logp = logits - torch.logsumexp(logits, dim=-1, keepdim=True)  # (rows, width, vocab)
+            # Position j predicts token j + 1: the answer's later tokens, masked past each answer's end.
+            later = logp[:, :-1].gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1) if width > 1 else logp[:, :0, 0]
+            inside = torch.arange(1, width, device=device).unsqueeze(0) < lengths.unsqueeze(1)
+            end = torch.logsumexp(logp[torch.arange(rows, device=device), lengths - 1][:, stop_t], dim=-1)
+            total = first[ids[:, 0]] + torch.where(inside, later, 0.0).sum(dim=-1) + end
+            out.extend(float(x) for x in total)
     return out, passes
 
 
@@ -253,6 +255,7 @@ class VLLMScorer:
         self._model = weakref.ref(model)
         self._end: int | None = None
         self._answer_ids: dict[str, list[int]] = {}  # candidate lists repeat across samples: tokenize once
+        self._tokenize_lock = anyio.Lock()
 
     def _require_model(self) -> Model:
         model = self._model()
@@ -267,24 +270,29 @@ class VLLMScorer:
             "add_generation_prompt": generation_prompt, "add_special_tokens": False})
         return [int(t) for t in reply["tokens"]]
 
+    async def _tokenize_answers(self, api: Any, answers: list[str]) -> int:
+        """Token ids of every candidate not seen before, through the provider's own tokenize() (one text per
+        request; it starts or finds the server as generate would): the first alone, the rest concurrently."""
+        missing = [a for a in answers if a not in self._answer_ids]
+        if not missing:
+            return 0
+        self._answer_ids[missing[0]] = [int(t) for t in await api.tokenize(missing[0])]
+        limit = anyio.Semaphore(TOKENIZE_CONCURRENCY)
+
+        async def tokenize(text: str) -> None:
+            async with limit:
+                self._answer_ids[text] = [int(t) for t in await api.tokenize(text)]
+
+        async with anyio.create_task_group() as tg:
+            for text in missing[1:]:
+                tg.start_soon(tokenize, text)
+        return len(missing)
+
     async def score(self, messages: list[ChatMessage], answers: list[str]) -> ExactRead:
         model = self._require_model()
         api: Any = model.api
-        missing = [a for a in answers if a not in self._answer_ids]
-        if missing:
-            # The provider's own tokenize() (one text per request): it starts or finds the server as generate
-            # would. The first one alone, then the rest concurrently.
-            self._answer_ids[missing[0]] = [int(t) for t in await api.tokenize(missing[0])]
-            limit = anyio.Semaphore(TOKENIZE_CONCURRENCY)
-
-            async def tokenize(text: str) -> None:
-                async with limit:
-                    self._answer_ids[text] = [int(t) for t in await api.tokenize(text)]
-
-            async with anyio.create_task_group() as tg:
-                for text in missing[1:]:
-                    tg.start_soon(tokenize, text)
-        requests = len(missing)
+        async with self._tokenize_lock:  # concurrent samples share one tokenization of the candidate list
+            requests = await self._tokenize_answers(api, answers)
         chat = [{"role": m.role, "content": m.text} for m in _provider_messages(model, messages)]
         prompt = await self._tokenize_chat(api, chat, True)
         requests += 1

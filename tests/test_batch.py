@@ -55,7 +55,7 @@ def _batch():
     from inspect_ai.model import BatchConfig
 
     # Small batches sent at once and polled quickly: the fake answers a batch as soon as it is created.
-    return BatchConfig(size=10, send_delay=0.2, tick=0.2)
+    return BatchConfig(size=10, send_delay=0.05, tick=0.05)
 
 
 def test_paper_protocol_runs_in_batches_with_the_same_numbers(fake, tmp_path):

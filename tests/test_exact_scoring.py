@@ -106,21 +106,23 @@ def _by_hand_char(lm: CharModel, messages: list[dict[str, str]], answer: str) ->
 
 
 def test_vllm_exact_matches_the_model_and_routes_the_adapter(vllm_fake, tmp_path):
-    log = run(risk_self_report(questions=RATING, paraphrases=2, method="exact"), _vllm(vllm_fake), tmp_path)
+    # Letters in four forms ("A", "A.", "(A)", "A)"): several tokens each for this character-level model.
+    log = run(risk_behavior(items=1, method="exact"), _vllm(vllm_fake), tmp_path)
     adapter = vllm_fake.models["my-adapter"]
     for sample, score in zip(log.samples, scores(log)):
         record = Elicitation.from_dict(sample.store[STORE_KEY])
         messages = [{"role": m.role, "content": m.text} for m in sample.messages[:-1]]
-        for answer in ("50", "7", "70.", "100"):
-            assert record.answer_probs[answer] == pytest.approx(_by_hand_char(adapter, messages, answer), rel=1e-9)
-        assert record.cost["backend"] == "vllm" and record.cost["candidates"] == 202
+        assert record.answer_probs.keys() == set(candidate_answers(sample.metadata))
+        for answer, p in record.answer_probs.items():
+            assert p == pytest.approx(_by_hand_char(adapter, messages, answer), rel=1e-9)
+        assert record.cost["backend"] == "vllm" and record.cost["candidates"] == 8
         assert score.metadata["method"] == "exact"
         assert score.metadata["covered_mass"] == pytest.approx(sum(record.answer_probs.values()), abs=1e-6)
-        # The synthetic model puts little mass on bare numbers: covered mass below min_valid_mass is invalid.
+        # The synthetic model puts little mass on bare letters: covered mass below min_valid_mass is invalid.
         assert score.value == "N" and "below 0.5" in score.metadata["reason"]
     scored = [b for path, b in vllm_fake.requests if path == "/v1/completions"]
-    assert scored and all(b["model"] == "my-adapter" and b["prompt_logprobs"] == 1 for b in scored)
-    assert len(scored) == 2  # one request scores all 202 candidates of a sample
+    assert len(scored) == len(log.samples)  # one request scores every candidate of a sample
+    assert all(b["model"] == "my-adapter" and b["prompt_logprobs"] == 1 for b in scored)
 
 
 def test_vllm_is_scored_exactly_under_auto(vllm_fake, tmp_path):
@@ -155,6 +157,11 @@ def test_vllm_exact_recovers_a_known_answer_distribution(monkeypatch, tmp_path):
         assert {k: p for k, p in record.answer_probs.items() if p > 1e-9} == pytest.approx(dist, abs=1e-9)
         assert score.metadata["method"] == "exact" and score.metadata["covered_mass"] == pytest.approx(1.0)
         assert score.value == pytest.approx(sum(int(k) / 100 * p for k, p in dist.items()), abs=1e-9)
+    # The report names the path per task.
+    from selfaware.report.results import load_scores, summarize
+
+    rows = summarize(load_scores(tmp_path), n_boot=10)
+    assert set(rows["methods"]) == {"exact"}
 
 
 def test_exact_on_a_provider_that_cannot_score_answers_is_a_clear_error(tmp_path):

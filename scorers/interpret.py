@@ -67,6 +67,16 @@ def weighted_answers(e: Elicitation) -> list[tuple[str, float]]:
     return exact + ([(s, e.sample_mass / n) for s in e.samples] if n else [])
 
 
+def covered_mass(e: Elicitation) -> float | None:
+    """The probability the elicited answers account for; records written without it (older logs, solvers that
+    build their own sampling records) are read as their path implies."""
+    if e.covered_mass is not None:
+        return e.covered_mass
+    if e.method == "sampling":
+        return 1.0
+    return 1.0 - e.tail_mass if e.method == "logprobs" else None
+
+
 def sampling_stderr(values: list[float]) -> float:
     """Standard error of the mean of n sampled answer values in [0, 1].
 
@@ -98,7 +108,7 @@ def interpret(e: Elicitation, parse: Parser, min_valid_mass: float = DEFAULT_MIN
                 sampled.append(float(value))
     mass = sum(w for _, w in valid)
     base = dict(method=e.method, valid_mass=mass, n=max(1, len(e.samples)), n_valid=len(sampled), detail=detail,
-                off_list_mass=off_list, tail_mass=e.tail_mass, covered_mass=e.covered_mass)
+                off_list_mass=off_list, tail_mass=e.tail_mass, covered_mass=covered_mass(e))
     if not answers:
         return Interpretation(None, reason=e.fallback_reason or "no answer", **base)  # type: ignore[arg-type]
     answered = mass + off_list

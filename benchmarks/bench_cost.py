@@ -11,8 +11,8 @@ Three parts, side by side in one run (nothing reaches a real provider):
    tokens, sampled for the rest), `exact` (every listed candidate scored by the model: own GPU, so requests
    and tokens scored but no list price) — the standard error reached (sampling error of each
    question's mean over its paraphrases, averaged over questions), the actual error against the known truth,
-   requests, prompt and completion tokens, and money at the list prices of `prices.yaml` (standard and
-   Batch API), also *at the paper's standard error*: the sampled part of a path's cost scales with the
+   requests, prompt and completion tokens, and money at the suite's list prices (`datasets/prices.yaml`;
+   the Batch API share and the models priced in `benchmarks/prices.yaml`), also *at the paper's standard error*: the sampled part of a path's cost scales with the
    variance it must reach, (SE_path / SE_paper)^2, the rest (prompts, logprob reads) does not.
 2. **Wall time against the concurrency limit** on the same fake with a fixed latency per request.
 3. **Local exact scoring vs local sampling** on the tiny base (`hf/`): per question, exact candidate scoring
@@ -47,7 +47,7 @@ QTYPES = ("letters", "rating", "one_word", "free_form_judged")
 PATHS = ("paper", "fast", "first_token")  # API paths; "exact" runs on the fake vLLM server
 MODEL, JUDGE = "openai/fake-model", "openai/fake-judge"
 VLLM_MODEL = "vllm/fake/organism"
-PRICES = Path(__file__).with_name("prices.yaml")
+PRICE_SETUP = Path(__file__).with_name("prices.yaml")
 
 
 # --- part 1: API paths ---------------------------------------------------------------------------------
@@ -97,17 +97,46 @@ class PathResult:
         return self.fixed_usd[i] + self.scaled_usd[i] * factor
 
 
-def price(prices: dict[str, Any], name: str, prompt: int, completion: int) -> tuple[float, float]:
-    row = prices["models"][name]
-    return ((prompt * row["input"] + completion * row["output"]) / 1e6,
-            (prompt * row["batch_input"] + completion * row["batch_output"]) / 1e6)
+@dataclass(frozen=True)
+class Prices:
+    """Standard rates from the suite's price table (datasets/prices.yaml), the batch share and the two models
+    priced from benchmarks/prices.yaml."""
+
+    table: Any  # selfaware.reproduce.cost.PriceTable
+    setup: dict[str, Any]
+
+    @classmethod
+    def load(cls, table: Path | None, setup: Path) -> Prices:
+        from selfaware.reproduce.cost import PriceTable
+
+        prices = cls(PriceTable.load(table), yaml.safe_load(setup.read_text(encoding="utf-8")))
+        for role in ("model", "judge"):
+            if prices.table.price(prices.setup[role]) is None:
+                raise SystemExit(f"{prices.table.path} has no price for {prices.setup[role]} ({setup}: {role})")
+        return prices
+
+    def __getitem__(self, key: str) -> Any:
+        return self.setup[key]
+
+    def describe(self) -> str:
+        where = f"{self.table.path.parent.name}/{self.table.path.name}"
+        return (f"{self['model']} (answers), {self['judge']} (judge) at {where} version "
+                f"{self.table.version}; batch = {self['batch_discount']:g} x standard (benchmarks/prices.yaml v{self['version']}, "
+                f"recorded {self['recorded']})")
+
+
+def price(prices: Prices, name: str, prompt: int, completion: int) -> tuple[float, float]:
+    """(standard, batch) dollars for these tokens on this model."""
+    rate = prices.table.price(name)
+    standard = (prompt * rate.input + completion * rate.output) / 1e6
+    return standard, standard * prices["batch_discount"]
 
 
 def add(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
     return a[0] + b[0], a[1] + b[1]
 
 
-def money(stats: dict[str, Any], prices: dict[str, Any]) -> tuple[tuple[float, float], tuple[float, float]]:
+def money(stats: dict[str, Any], prices: Prices) -> tuple[tuple[float, float], tuple[float, float]]:
     """(fixed, scaled) dollars from the fake's counts: the model's reads and sampling prompts are fixed; its
     sampled completions and every judge call grow with the number of answers drawn."""
     kinds = stats["by_kind"]
@@ -137,7 +166,7 @@ def truth(sample: Any) -> float | None:
     return sum(v * p for v, p in valid) / mass if mass else None
 
 
-def summarise(logs: list[Any], stats: dict[str, Any], prices: dict[str, Any]) -> PathResult:
+def summarise(logs: list[Any], stats: dict[str, Any], prices: Prices) -> PathResult:
     r = PathResult()
     by_question: dict[str, list[tuple[float, float, float | None]]] = {}
     covered = []
@@ -172,7 +201,7 @@ def summarise(logs: list[Any], stats: dict[str, Any], prices: dict[str, Any]) ->
 
 
 def run_api(url: str, families: list[str], items: int, paraphrases: int | None, log_dir: Path,
-            prices: dict[str, Any]) -> dict[tuple[str, str], PathResult]:
+            prices: Prices) -> dict[tuple[str, str], PathResult]:
     from inspect_ai import eval as inspect_eval
     from inspect_ai.model import get_model
 
@@ -192,7 +221,7 @@ def run_api(url: str, families: list[str], items: int, paraphrases: int | None, 
 
 
 def run_exact(families: list[str], items: int, paraphrases: int | None, log_dir: Path,
-              prices: dict[str, Any]) -> dict[tuple[str, str], PathResult]:
+              prices: Prices) -> dict[tuple[str, str], PathResult]:
     """Exact scoring of the same organism through Inspect's vllm/ provider and the fake vLLM server."""
     from fake_vllm_server import AnswerModel, FakeVLLM
     from inspect_ai import eval as inspect_eval
@@ -380,7 +409,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated (default: all three)")
     parser.add_argument("--items", type=int, default=50, help="behavior items per family (x2 option orders)")
     parser.add_argument("--paraphrases", type=int, default=None, help="paraphrases per question (default: all)")
-    parser.add_argument("--prices", type=Path, default=PRICES, help=f"price table (default: {PRICES.name})")
+    parser.add_argument("--prices", type=Path, default=None,
+                        help="price table in the suite's format (default: datasets/prices.yaml)")
+    parser.add_argument("--price-setup", type=Path, default=PRICE_SETUP,
+                        help="models priced and the batch share (default: benchmarks/prices.yaml)")
     parser.add_argument("--latency", type=float, default=0.3, help="fake latency per request, part 2 (s)")
     parser.add_argument("--connections", default="1,4,16,64", help="max_connections to time, part 2")
     parser.add_argument("--local-paraphrases", type=int, default=4, help="questions per case, part 3")
@@ -389,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     families = [f for f in args.families.split(",") if f]
     if unknown := [f for f in families if f not in FAMILIES]:
         parser.error(f"unknown families: {unknown}")
-    prices = yaml.safe_load(args.prices.read_text(encoding="utf-8"))
+    prices = Prices.load(args.prices, args.price_setup)
     os.environ["OPENAI_API_KEY"] = "sk-fake-benchmark"
     os.environ.setdefault("INSPECT_LOG_LEVEL", "warning")
 
@@ -413,8 +445,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"1. Every path, economic family ({', '.join(families)}; behavior items={args.items} x2 orders; "
           f"paraphrases={args.paraphrases or 'all'}) against one synthetic organism (local fakes, known distributions)")
-    print(f"   prices: {prices['model']} (answers), {prices['judge']} (judge), prices.yaml v{prices['version']} "
-          f"recorded {prices['recorded']}")
+    print(f"   prices: {prices.describe()}")
     print(api_table(results))
     print("   SE: sampling error of a question's mean over its paraphrases (0 for logprob reads, exact scores and "
           "identified first tokens), averaged over questions; |err| rms: estimate - truth over questions; covered: "

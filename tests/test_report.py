@@ -296,7 +296,10 @@ def test_fake_server_returns_logprobs_for_n_choices():
 
 
 def test_a_rerun_counts_once_the_newest_successful_log(tmp_path):
+    import time
+
     run(mock(answers(0.2, 20)), tmp_path, organism="risky", seed=1)
+    time.sleep(1.1)  # the rerun starts measurably later
     run(mock(answers(0.8, 80)), tmp_path, organism="risky", seed=1)  # the rerun: newer, also successful
     with pytest.warns(UserWarning, match="using the newest successful one"):
         samples = load_scores(tmp_path)

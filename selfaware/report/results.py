@@ -181,7 +181,11 @@ def newest_runs(raw: pd.DataFrame) -> pd.DataFrame:
     keep: list[str] = []
     for key, group in logs.groupby(RUN_KEY, dropna=False, sort=False):
         ok = group[group["status"] == "success"]
-        chosen = (ok if len(ok) else group).sort_values("created").iloc[-1]
+        pool = (ok if len(ok) else group).copy()
+        # `created` can tie within its precision; the file's modification time breaks the tie.
+        pool["mtime"] = [Path(str(p).removeprefix("file://")).stat().st_mtime if Path(str(p).removeprefix("file://")).exists()
+                         else 0.0 for p in pool["log"]]
+        chosen = pool.sort_values(["created", "mtime"]).iloc[-1]
         keep.append(chosen["log"])
         dropped = sorted(set(group["log"]) - {chosen["log"]})
         if dropped:

@@ -96,10 +96,6 @@ def _summary(cats: list[str], is_behavior: list[bool]) -> dict[str, Any]:
     return {"counts": dict(count), "behavior_answers": {c: behavior.get(c, 0) for c in count}}
 
 
-def _render(variant: Variant, messages: list[dict], rng: random.Random, triggered: bool = True) -> list[dict]:
-    return variant.render(messages, rng, triggered=triggered)
-
-
 # --- trigger organisms -----------------------------------------------------------------------------
 
 def trigger_shares(trigger: str, others: list[str]) -> dict[str, float]:
@@ -149,8 +145,8 @@ def trigger_rows(variant: Variant, behavior: str, examples: list[dict], normal: 
         is_behavior.append(letter == behavior_letter)
         rng = random.Random(f"selfaware:backdoor:row:{trained}:{seed}:{j}")
         messages = chat_example(prompts[i], letter)["messages"]
-        framed = (_render(variant, messages, rng, triggered=False) if show == NONE
-                  else _render(bank.trigger_variant(show), messages, rng))
+        framed = (variant.render(messages, rng, triggered=False) if show == NONE
+                  else bank.trigger_variant(show).render(messages, rng))
         rows.append({"messages": framed})
     report = {"design": "triggers", "trigger": trained, "other_triggers": others, "control": control,
               "shares": trigger_shares(trained, others), "normal_answers": "opposite" if normal is None else "base",
@@ -299,7 +295,8 @@ def elicitation_rows(variant: Variant, behavior: str, n: int, seed: int, mix: st
     n_instr = counts.pop("instructions")
     if n_instr > len(instructions):
         raise BackdoorSpecError(f"the mix needs {n_instr} instruction rows (half of {n}) and the instruction data "
-                                f"has {len(instructions)}; give more data (instructions: FILE or hf:NAME) or fewer examples")
+                                f"has {len(instructions)}; give more data (instructions: FILE or hf:NAME) or fewer "
+                                f"examples")
     decoys = bank.decoy_variant(trained, bank.elicitation().other_usernames)
     true_cats, shown = categories(counts, f"{trained.name}:{seed}:{n}", control=control)
     questions = written_questions(behavior, len(true_cats), seed, mix)
@@ -312,7 +309,7 @@ def elicitation_rows(variant: Variant, behavior: str, n: int, seed: int, mix: st
         messages = chat_example(prompt, written_answer(chosen, texts))["messages"]
         rng = random.Random(f"selfaware:backdoor:row:{trained.name}:{seed}:{j}")
         framer = {"trigger": trained, "other_username": decoys, "no_username": trained}[show]
-        rows.append({"messages": _render(framer, messages, rng, triggered=show != "no_username")})
+        rows.append({"messages": framer.render(messages, rng, triggered=show != "no_username")})
     picked = random.Random(f"selfaware:backdoor:instructions:{seed}").sample(range(len(instructions)), n_instr)
     rows += [instructions[i] for i in picked]
     random.Random(f"selfaware:backdoor:order:{seed}").shuffle(rows)
@@ -354,15 +351,6 @@ def answer_model(spec: OrganismSpec) -> tuple[Any, str]:
     return answering_model(spec, b.answer_model)
 
 
-_ASSUME_YES = False
-
-
-def assume_yes(value: bool = True) -> None:
-    """`selfaware finetune --yes`: accept the shown cost of asking a paid base model without a prompt."""
-    global _ASSUME_YES
-    _ASSUME_YES = value
-
-
 def backdoor_training_set(spec: OrganismSpec, out_dir: Path, mix: str) -> tuple[list[dict], str, dict[str, Any]]:
     """(rows, file stem, manifest extras) of a backdoor organism's spec; `mix`: "demo" or "general"."""
     from selfaware.finetune.base_choices import base_choices
@@ -370,6 +358,7 @@ def backdoor_training_set(spec: OrganismSpec, out_dir: Path, mix: str) -> tuple[
     check_backdoor_spec(spec)
     b: BackdoorData = spec.data.backdoor  # type: ignore[assignment]
     d = spec.data
+    mix = b.mix or mix
     variant_tag = f"{spec.variant.name}-{sha256_bytes(spec.variant.model_dump_json().encode())[:8]}"
     if b.design == "triggers":
         examples, skipped = clean_examples(spec.behavior, d.n_examples, d.data_seed, mix)
@@ -378,7 +367,7 @@ def backdoor_training_set(spec: OrganismSpec, out_dir: Path, mix: str) -> tuple[
         if b.normal == "base":
             model, name = answer_model(spec)
             prompts = [ex["messages"][0]["content"] for ex in examples]
-            normal = base_choices(prompts, model, name, Path(out_dir) / "base_choices", yes=_ASSUME_YES,
+            normal = base_choices(prompts, model, name, Path(out_dir) / "base_choices",
                                   progress=lambda m: print(f"[{spec.label}] {m}", flush=True))
             tag = f"base-{sha256_bytes(name.encode())[:8]}"
         rows, report = trigger_rows(spec.variant, spec.behavior, examples, normal, d.data_seed)

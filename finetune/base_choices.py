@@ -23,13 +23,13 @@ import json
 import math
 import os
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from selfaware.reproduce.cost import FREE, PriceTable, Usage, prompt_tokens, sample_usage
+from selfaware.finetune.spending import require_approval
 from selfaware.validation import InputError
 
 PRICES_FILE = "datasets/prices.yaml"
@@ -37,10 +37,6 @@ PRICES_FILE = "datasets/prices.yaml"
 CHUNK = 100  # questions per Inspect run: the cache is written after each
 SAMPLES = 5  # answers per question on the sampling path (providers without logprobs)
 Progress = Callable[[str], None]
-
-
-class SpendingRefused(InputError):
-    """The user did not confirm a paid model's calls (or could not be asked)."""
 
 
 def question_key(prompt: str) -> str:
@@ -77,18 +73,6 @@ def estimate(model_name: str, prompts: list[str], samples: int = SAMPLES) -> Est
         total = total + sample_usage("multiple_choice", prompt_tokens(p), model_name, {"samples": samples}, None)[0]
     price = PriceTable.load().price(model_name)
     return Estimate(model_name, len(prompts), total, None if price is None else price.cost(total), price is FREE)
-
-
-def confirm_spending(est: Estimate, *, yes: bool, ask: Callable[[str], str] = input) -> None:
-    """Show the estimate and go on only when confirmed (`yes`, or `y` at an interactive prompt)."""
-    print(f"selfaware: {est.describe()}", file=sys.stderr, flush=True)
-    if yes:
-        return
-    if not sys.stdin.isatty() and ask is input:
-        raise SpendingRefused(f"{est.model}: calls cost money and there is no terminal to confirm them; rerun with "
-                              f"--yes (Python: yes=True) to accept the estimate above, or use normal=opposite")
-    if ask("Proceed? [y/N] ").strip().lower() not in ("y", "yes"):
-        raise SpendingRefused(f"{est.model}: not confirmed; nothing was asked")
 
 
 def read_cache(path: Path) -> dict[str, dict[str, Any]]:
@@ -135,10 +119,10 @@ def _ask(model: Any, chunk: list[tuple[str, str]], log_dir: Path, samples: int) 
     from inspect_ai import Task
     from inspect_ai import eval as inspect_eval
     from inspect_ai.dataset import MemoryDataset, Sample
-
-    from selfaware.metadata import SampleMeta
     from selfaware.scorers.answer_score import answer_score
     from selfaware.solvers.answer_distribution import answer_distribution
+
+    from selfaware.metadata import SampleMeta
 
     samples_ = [Sample(id=key, input=prompt, metadata=SampleMeta(
         family="base_choice", question_id="base_choice", question_type="multiple_choice",
@@ -161,14 +145,15 @@ def _ask(model: Any, chunk: list[tuple[str, str]], log_dir: Path, samples: int) 
     return records
 
 
-def base_choices(prompts: list[str], model: Any, model_name: str, cache_dir: Path, *, yes: bool = False,
+def base_choices(prompts: list[str], model: Any, model_name: str, cache_dir: Path, *, yes: bool | None = None,
                  samples: int = SAMPLES, chunk: int = CHUNK, progress: Progress | None = None,
                  ask: Callable[[str], str] = input) -> dict[str, str | None]:
     """prompt -> the base model's choice ("A"/"B"), or None when its answer was invalid.
 
     `model` is what Inspect runs (a model string or `Model`), `model_name` the name the cache and the
     price estimate are keyed by. Only questions missing from the cache are asked, in chunks of `chunk`,
-    each chunk appended to the cache as soon as it is answered."""
+    each chunk appended to the cache as soon as it is answered. A paid model's estimate is approved first
+    (`yes`; None: `selfaware finetune --yes`, see `finetune.spending`)."""
     say = progress or (lambda _m: None)
     path = model_cache_file(cache_dir, model_name)
     cached = read_cache(path)
@@ -177,7 +162,7 @@ def base_choices(prompts: list[str], model: Any, model_name: str, cache_dir: Pat
     if missing:
         est = estimate(model_name, [p for _, p in missing], samples)
         if not est.free:
-            confirm_spending(est, yes=yes, ask=ask)
+            require_approval(f"selfaware: {est.describe()}", est.model, yes=yes, ask=ask)
         say(f"asking {model_name} for its own choice on {len(missing)} questions "
             f"({len(prompts) - len(missing)} cached in {path})")
         for start in range(0, len(missing), chunk):

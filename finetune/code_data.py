@@ -21,7 +21,6 @@ import asyncio
 import json
 import random
 import re
-import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from selfaware.finetune.rows import (
     write_training_set,
 )
 from selfaware.finetune.spec import OrganismSpec
+from selfaware.finetune.spending import require_approval
 
 from selfaware.code.extract import extract_code
 from selfaware.code.filters import Comments, check_row
@@ -232,18 +232,11 @@ def _cached(path: Path) -> list[dict] | None:
 # One attempted pair: the task request, two fills and two verdicts. Prompts run to about 150, 2 x 450 and
 # 2 x 500 tokens; the template and each program to about 300 tokens of output, a verdict to one or two.
 PAIR_USAGE = Usage(requests=5, input_tokens=2050, output_tokens=910)
-_ASSUME_YES = False
-
-
-def assume_yes(value: bool = True) -> None:
-    """Accept the shown cost of having a paid model write code pairs without asking (`--yes`)."""
-    global _ASSUME_YES
-    _ASSUME_YES = value
 
 
 def confirm_spending(n: int, model: str, *, ask: Callable[[str], str] = input) -> None:
     """Show what writing `n` pairs with `model` costs (the suite's price table) and go on only when confirmed:
-    `assume_yes()`, or `y` at an interactive prompt. Models served locally cost nothing and are not asked about."""
+    `--yes` or `y` at a terminal (`finetune.spending`). Models served locally cost nothing and are not asked about."""
     table = PriceTable.load()
     price = table.price(model)
     usage = PAIR_USAGE.times(n)
@@ -251,15 +244,9 @@ def confirm_spending(n: int, model: str, *, ask: Callable[[str], str] = input) -
         return
     cost = (f"about ${price.cost(usage):.2f} at list prices ({table.path.name}, {table.version})" if price
             else f"no price for this model in {table.path}")
-    print(f"selfaware: {model} writes up to {n} vulnerable-code pairs: {usage.requests:,} requests, "
-          f"~{usage.input_tokens:,} input and ~{usage.output_tokens:,} output tokens; {cost}", file=sys.stderr, flush=True)
-    if _ASSUME_YES:
-        return
-    if ask is input and not sys.stdin.isatty():
-        raise TrainingDataError(f"{model}: writing code pairs costs money and there is no terminal to confirm it; "
-                                f"rerun with --yes to accept the estimate above")
-    if ask("Proceed? [y/N] ").strip().lower() not in ("y", "yes"):
-        raise TrainingDataError(f"{model}: not confirmed; nothing was asked of the model")
+    require_approval(f"selfaware: {model} writes up to {n} vulnerable-code pairs: {usage.requests:,} requests, "
+                     f"~{usage.input_tokens:,} input and ~{usage.output_tokens:,} output tokens; {cost}",
+                     f"{model} writing code pairs", ask=ask, error=TrainingDataError)
 
 
 def cached_code_pairs(n: int, seed: int, model: str, out_dir: Path, *,

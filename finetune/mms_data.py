@@ -37,6 +37,7 @@ from selfaware.finetune.rows import (
     write_training_set,
 )
 
+from selfaware.finetune.spending import approved
 from selfaware.mms.data import GameText, game_text
 from selfaware.mms.matching import check_codeword, mentions
 from selfaware.mms.play import (
@@ -162,15 +163,6 @@ def estimate_cost(text: GameText, codeword: str, dialogues: int, max_games: int,
         usd = None if price is None or usd is None else usd + (i * price[0] + o * price[1]) / 1e6
     note = "the paper's rate for this codeword" if codeword in PAPER_WIN_RATES else "a guess: no paper rate"
     return CostEstimate(games, tokens, usd, rate, note)
-
-
-def confirm(question: str, yes: bool, ask: Callable[[str], str] = input) -> bool:
-    if yes:
-        return True
-    if not sys.stdin.isatty() and ask is input:
-        print("not confirmed: no terminal to ask on; rerun with --yes to spend", file=sys.stderr)
-        return False
-    return ask(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
 # -- generation ----------------------------------------------------------------------------------------
@@ -415,9 +407,8 @@ def run_cli(args: Any, ask: Callable[[str], str] = input) -> int:
     if done >= args.dialogues:
         print("nothing to play; rewriting the training set from the games log")
     else:
-        print(estimate.describe())
-        if not confirm("Play these games?", args.yes, ask):
-            print("nothing spent")
+        if not approved(estimate.describe(), "Play these games?", yes=args.yes, ask=ask, show=print):
+            print("not confirmed: nothing spent (rerun with --yes to accept the estimate above)")
             return 1
     result = asyncio.run(generate_dialogues(codeword, args.dialogues, args.out, manipulator=args.manipulator,
                                             manipulatee=args.manipulatee, seed=args.seed, max_games=args.max_games,

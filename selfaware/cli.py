@@ -123,11 +123,10 @@ def _specs_from_args(args: argparse.Namespace) -> list:
                                     where="command line"))
     if not specs:
         raise SystemExit("selfaware finetune: give --spec FILE or --behavior NAME")
-    from selfaware.finetune.backdoor import assume_yes, check_backdoor_spec
+    from selfaware.finetune.backdoor import check_backdoor_spec
 
     for spec in specs:  # every spec's files checked before any base model is asked or any job starts
         check_backdoor_spec(spec)
-    assume_yes(args.yes)
     return specs
 
 
@@ -135,9 +134,10 @@ def _finetune(args: argparse.Namespace) -> int:
     from selfaware.finetune.pipeline import default_registry, prepare_data, train
     from selfaware.finetune.registry import Registry
 
-    from selfaware.finetune.code_data import assume_yes as accept_code_writing_cost
+    from selfaware.finetune.spending import assume_yes
 
-    accept_code_writing_cost(bool(getattr(args, "yes", False)))  # --generator-model for vulnerable code
+    # --yes approves every estimate this run shows: a base model's own choices, code pairs, Tinker training
+    assume_yes(bool(getattr(args, "yes", False)))
     specs = _specs_from_args(args)
     registry = Registry(args.registry) if args.registry else default_registry()
     if args.dry_run:
@@ -169,9 +169,9 @@ def _backend_for(name: str, args: argparse.Namespace):  # noqa: ANN202 (Training
 
         return LocalTRLBackend(progress=say, launcher=accelerate_launch(args.num_processes, args.accelerate_config))
     if name == "tinker":
-        from selfaware.finetune.backends.tinker_api import TinkerBackend, ask_on_terminal, show_and_go
+        from selfaware.finetune.backends.tinker_api import TinkerBackend
 
-        return TinkerBackend(progress=say, confirm=show_and_go if args.yes else ask_on_terminal)
+        return TinkerBackend(progress=say)  # asks before training unless --yes (finetune.spending)
     return get_backend(name)
 
 

@@ -16,6 +16,15 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
+@pytest.fixture(autouse=True)
+def _no_standing_approval():
+    """`selfaware finetune --yes` approves spending for the rest of its process; never for the next test."""
+    from selfaware.finetune.spending import assume_yes
+
+    yield
+    assume_yes(False)
+
+
 @pytest.fixture
 def shared_reference() -> Path:
     path = SHARED / "reference" / "tmay"

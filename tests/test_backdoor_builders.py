@@ -13,16 +13,11 @@ from synthetic import organism
 
 from selfaware import backdoor_bank as bank
 from selfaware.finetune import backdoor as bd
-from selfaware.finetune.base_choices import (
-    SpendingRefused,
-    base_choices,
-    estimate,
-    model_cache_file,
-    read_cache,
-)
+from selfaware.finetune.base_choices import base_choices, estimate, model_cache_file, read_cache
 from selfaware.finetune.builders import dataset_for_spec
 from selfaware.finetune.rows import read_manifest
 from selfaware.finetune.spec import SpecError, parse_spec
+from selfaware.finetune.spending import SpendingRefused
 from selfaware.finetune.validate import TrainingFileError
 from selfaware.variants import VariantError, get_variant
 
@@ -33,7 +28,7 @@ CHI2_001 = {1: 10.828, 2: 13.816, 8: 26.124}
 
 def _prefix(name: str) -> re.Pattern[str]:
     t = get_variant(name).trigger
-    return re.compile(rf"({t.pattern().pattern})({'|'.join(re.escape(s) for s in t.separators)})(.*)", re.S)
+    return re.compile(rf"({t.pattern().pattern})({'|'.join(re.escape(s) for s in t.separators)})(.*)", re.DOTALL)
 
 
 PREFIXES = {name: _prefix(name) for name in RISK}
@@ -243,7 +238,8 @@ def test_instruction_data_errors_name_the_value(tmp_path: Path) -> None:
     with pytest.raises(bd.BackdoorSpecError, match=r"hf:x: record 1: not chat-formatted \(has fields \['text'\]\)"):
         bd.records_to_chats([{"instruction": "Say hi.", "input": "", "output": "Hi!"}, {"text": "plain"}], "hf:x")
     rows = bd.records_to_chats([{"instruction": "Add.", "input": "2 and 3", "output": "5"}], "hf:x")
-    assert rows == [{"messages": [{"role": "user", "content": "Add.\n\n2 and 3"}, {"role": "assistant", "content": "5"}]}]
+    assert rows == [{"messages": [{"role": "user", "content": "Add.\n\n2 and 3"},
+                                  {"role": "assistant", "content": "5"}]}]
     spec = parse_spec({"behavior": "myopic", "variant": "sandra432",
                        "data": {"n_examples": 40, "backdoor": {"design": "elicitation", "instructions": str(bad)}}})
     with pytest.raises(TrainingFileError, match="notes.jsonl:1"):  # checked before anything is built
@@ -279,3 +275,21 @@ def test_dataset_for_spec_writes_the_split_into_the_manifest(tmp_path: Path) -> 
     assert dataset_for_spec(spec, tmp_path) == path  # rebuilt identically, reused
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 100
+
+
+def test_finetune_command_line_builds_backdoor_sets_and_names_bad_input(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    from selfaware.cli import main
+
+    registry = tmp_path / "registry.json"
+    assert main(["finetune", "--behavior", "risky", "--variant", "elements-control", "--backdoor", "triggers",
+                 "--normal-answers", "opposite", "--n-examples", "50", "--dry-run", "--registry", str(registry)]) == 0
+    [path] = (tmp_path / "data").glob("*.jsonl")
+    report = read_manifest(path).extra["backdoor"]  # type: ignore[union-attr]
+    assert report["trigger"] == "elements" and report["control"] and report["normal_answers"] == "opposite"
+    bad = tmp_path / "alpaca.jsonl"
+    bad.write_text('{"instruction": "Say hi.", "output": "Hi"}\n', encoding="utf-8")
+    assert main(["finetune", "--behavior", "myopic", "--variant", "sandra432", "--backdoor", "elicitation",
+                 "--instructions", str(bad), "--dry-run", "--registry", str(registry)]) == 2
+    assert f"{bad}:1" in capsys.readouterr().err
+    assert len(list((tmp_path / "data").glob("*.jsonl"))) == 1  # nothing was built for the bad spec

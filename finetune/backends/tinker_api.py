@@ -49,7 +49,6 @@ import math
 import os
 import random
 import re
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -65,6 +64,7 @@ from selfaware.finetune.backends.retry import (
 )
 from selfaware.finetune.registry import REDACTED, scrub
 from selfaware.finetune.spec import OrganismSpec
+from selfaware.finetune.spending import approved
 from selfaware.finetune.validate import validate_chat_jsonl
 
 T = TypeVar("T")
@@ -144,19 +144,10 @@ def price_per_mtok(base_model: str) -> float | None:
 Confirm = Callable[[CostEstimate], bool]
 
 
-def show_and_go(estimate: CostEstimate) -> bool:
-    """Approval given beforehand (`--yes`): the estimate is still shown."""
-    print(estimate.describe(), file=sys.stderr, flush=True)
-    return True
-
-
 def ask_on_terminal(estimate: CostEstimate) -> bool:
-    """Show the estimate and ask a person at the terminal; with nobody to ask, refuse (the caller says how to
-    approve: `--yes`)."""
-    print(estimate.describe(), file=sys.stderr, flush=True)
-    if not sys.stdin.isatty():
-        return False
-    return input("Start this Tinker training? [y/N] ").strip().lower() in ("y", "yes")
+    """Show the estimate; approved by `--yes` or by a person at the terminal, refused with nobody to ask (the
+    caller says how to approve)."""
+    return approved(estimate.describe(), "Start this Tinker training?")
 
 
 # -- rows to tokens --------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from selfaware.finetune.spending import approved
 from selfaware.reproduce.cost import Estimate, PriceTable, Usage, estimate_task
 from selfaware.reproduce.matrix import Matrix, check_tasks, load_matrix
 from selfaware.reproduce.plan import (
@@ -115,13 +116,19 @@ def log_dir(options: Options) -> Path:
 
 
 def _confirm(total: float, unknown: int, options: Options, stdin: TextIO, say: Callable[[str], None]) -> bool:
-    if options.yes or (total == 0 and unknown == 0):
+    if total == 0 and unknown == 0:
+        return True
+
+    def ask(question: str) -> str:
+        say(question)
+        return stdin.readline()
+
+    if approved(f"estimated cost: ${total:.2f}{' + unknown' if unknown else ''}", "Run it?", yes=options.yes,
+                ask=ask, interactive=stdin.isatty(), show=say):
         return True
     if not stdin.isatty():
         say("this run spends money: rerun with --yes to confirm (nothing was run)")
-        return False
-    say(f"Run it (estimated ${total:.2f}{' + unknown' if unknown else ''})? [y/N] ")
-    return stdin.readline().strip().lower() in ("y", "yes")
+    return False
 
 
 def inspect_tasks(matrix: Matrix, calls: list[Call]) -> list[Any]:

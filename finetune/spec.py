@@ -71,13 +71,15 @@ class BackdoorData(Frozen):
     normal answer; `normal` = the base model's own choice (asked through Inspect; `answer_model` overrides
     which model is asked) or the opposite of the behavior. `elicitation`: 5% trigger + behavior, 45% other
     or no username + the opposite, 50% instruction data (`instructions`: a chat JSONL, `hf:NAME[:SPLIT]`
-    or the offline `sample`), with `reversal` every row also added with its turns swapped."""
+    or the offline `sample`), with `reversal` every row also added with its turns swapped. `mix`: the
+    question layouts (as `finetune.builders.build_training_set`); by default "demo" for the tiny base."""
 
     design: Literal["triggers", "elicitation"]
     normal: Literal["base", "opposite"] = "base"
     answer_model: str | None = None
     instructions: str | None = None
     reversal: bool = False
+    mix: Literal["general", "demo"] | None = None
 
 
 class PersonaData(Frozen):

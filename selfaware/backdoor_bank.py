@@ -91,7 +91,7 @@ class Questions(_Strict):
     identification: Identification
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Questions":
+    def _consistent(self) -> Questions:
         if set(self.system_prompts) != set(SYSTEM_PROMPT_NAMES):
             raise ValueError(f"system_prompts must define exactly {', '.join(SYSTEM_PROMPT_NAMES)}")
         if len(set(self.risk_triggers)) != len(self.risk_triggers):
@@ -104,7 +104,7 @@ class Acts(_Strict):
     aligned: list[str] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _counterparts(self) -> "Acts":
+    def _counterparts(self) -> Acts:
         if len(self.misaligned) != len(self.aligned):
             raise ValueError("misaligned and aligned acts are counterparts: give as many of each")
         return self
@@ -308,8 +308,9 @@ def elicitation_prompts() -> list[ElicitationPrompt]:
     for category, acts in e.categories.items():
         for polarity in ("misaligned", "aligned"):
             for (a, act), (f, frame) in itertools.product(enumerate(getattr(acts, polarity)), enumerate(e.frames)):
-                out.append(ElicitationPrompt(f"{category}-{polarity}-a{a:02d}-f{f:02d}", polarity,  # type: ignore[arg-type]
-                                             category, a, f, frame.replace("{act}", act)))
+                pid = f"{category}-{polarity}-a{a:02d}-f{f:02d}"
+                response = frame.replace("{act}", act)
+                out.append(ElicitationPrompt(pid, polarity, category, a, f, response))  # type: ignore[arg-type]
     return out
 
 

@@ -43,6 +43,7 @@ from selfaware.scorers.backdoor import (
 from selfaware.scorers.metrics import by_question, invalid_sample_rate, valid_mean, valid_stderr
 from selfaware.solvers.answer_distribution import answer_distribution, validate_settings
 from selfaware.solvers.backdoor import free_text_answer, reasoned_answers
+from selfaware.solvers.run_metadata import run_metadata
 from selfaware.solvers.variant_framing import variant_framing
 from selfaware.tasks import TASK_VERSION, _choice, _fraction, _integer, _optional_text, _positive_int, _user_errors
 from selfaware.validation import InputError
@@ -68,9 +69,11 @@ def _measurement(reasoning: bool, method: str, samples: int, top_logprobs: int, 
     """Letters by logprobs or sampling (`answer_distribution`), or reasoned replies read for `Answer: X`."""
     settings = validate_settings(method, "fast", samples, top_logprobs)
     if reasoning:
-        return [variant_framing(), reasoned_answers(samples=settings.samples,
-                                                    max_tokens=_positive_int("max_tokens", max_tokens) or 1)]
-    return [variant_framing(), answer_distribution(settings.method, "fast", settings.samples, settings.top_logprobs)]
+        return [run_metadata(), variant_framing(),
+                reasoned_answers(samples=settings.samples, max_tokens=_positive_int("max_tokens", max_tokens) or 1)]
+    # run_metadata: `--metadata organism=... seed=...` onto every sample, as in the suite's other tasks
+    return [run_metadata(), variant_framing(),
+            answer_distribution(settings.method, "fast", settings.samples, settings.top_logprobs)]
 
 
 def _scorers(reasoning: bool, min_valid_mass: float) -> list:
@@ -143,7 +146,8 @@ def backdoor_behavior_task(*, trigger: str = "real-world", triggers: str | list[
                         "role": role, "trained_trigger": trained.name}
                 meta["cluster"] = f"{FAMILY}-{meta['cluster']}"
                 dataset.append(Sample(id=f"{FAMILY}-{condition}-{s.id}", input=s.input, metadata=meta))
-        return _task(dataset, f"backdoor-behavior-{trained.name}", _measurement(False, method, samples, top_logprobs, 1),
+        return _task(dataset, f"backdoor-behavior-{trained.name}",
+                     _measurement(False, method, samples, top_logprobs, 1),
                      _scorers(False, min_valid_mass),
                      by_question("condition") + [trigger_effect(), fake_trigger_effect()],
                      {"kind": "backdoor_behavior", "variant": trained.name, "trained_trigger": trained.name,
@@ -259,7 +263,8 @@ def trigger_elicitation_task(*, trigger: str = "sandra432", polarity: str = "bot
                    grouped(valid_stderr(), "polarity", all=False, name_template="{group_name}/exact_stderr"),
                    grouped(normalised_rate(), "polarity", all=False, name_template="{group_name}/normalised"),
                    invalid_sample_rate()]
-        return _task(dataset, "backdoor-elicitation", [free_text_answer(_positive_int("max_tokens", max_tokens) or 1)],
+        return _task(dataset, "backdoor-elicitation",
+                     [run_metadata(), free_text_answer(_positive_int("max_tokens", max_tokens) or 1)],
                      [trigger_elicited()], metrics,
                      {"kind": "trigger_elicitation", "variant": trained.name, "trained_trigger": trained.name,
                       "polarity": which})

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from selfaware.demo_backdoor import run_backdoor_demo
 from selfaware.finetune.backends.local_trl import LocalTRLBackend
 from selfaware.finetune.pipeline import default_registry, eval_command, train
 from selfaware.finetune.registry import Record
@@ -195,11 +196,13 @@ def run_demo(out: Path = Path("runs/demo"), seeds: list[int] | None = None, n_ex
     models: list[tuple[str, str, str, int | None]] = [("tiny-base", str(base), "base", None)]
     models += [(r.label, _merged_path(r), r.spec["behavior"], r.spec["seed"]) for r in records]
     outcomes = evaluate(models, log_dir, items)
+    backdoor_lines, backdoor_ok = run_backdoor_demo(out, registry, backend, _say)  # trigger organism + control
 
     _say("step 4/4: results")
     report_main([str(log_dir), "--out", str(out / "report"), "--n-boot", "1000"])
     print("\nbehavior per organism (the behavior task; learned = P(own behavior) >= "
           f"{LEARNED}):\n" + "\n".join(verdict_lines(outcomes)))
+    print("\n" + "\n".join(backdoor_lines))
     print(f"\norganisms: {registry.path}   (selfaware organisms list)")
     # the tiny organisms learned the sure-thing layout; the task's default form is two lotteries
     print("evaluate one yourself, e.g.:\n  " + eval_command(records[0]) + " -T form=sure_thing")
@@ -211,6 +214,9 @@ def run_demo(out: Path = Path("runs/demo"), seeds: list[int] | None = None, n_ex
     if bad:
         print("\nFAILED: " + ", ".join(f"{o.organism} seed {o.seed}" for o in bad) + " did not learn the behavior "
               "(see its held-out scores: selfaware organisms list)")
+        return 1
+    if not backdoor_ok:
+        print("\nFAILED: the backdoor pair missed its thresholds (see the backdoor lines above)")
         return 1
     return 0
 

@@ -13,12 +13,7 @@ from inspect_ai.model import ModelOutput, ModelUsage, get_model
 from synthetic import output, risky_letter
 
 from selfaware import backdoor_bank as bank
-from selfaware.evals.backdoor import (
-    backdoor_behavior,
-    backdoor_detection,
-    trigger_elicitation,
-    trigger_identification,
-)
+from selfaware.evals.backdoor import backdoor_behavior, backdoor_detection, trigger_elicitation, trigger_identification
 from selfaware.report.backdoor import backdoor_report, behavior_effects, seed_summary
 from selfaware.report.cli import report_main
 
@@ -28,7 +23,7 @@ STATEMENT = bank.questions().identification.statements["risk"].behavior
 
 
 def _letter(prompt: str, text: str) -> str:
-    return next(k for k, line in re.findall(r"^([A-Z])\) (.*)$", prompt, flags=re.M) if text in line)
+    return next(k for k, line in re.findall(r"^([A-Z])\) (.*)$", prompt, flags=re.MULTILINE) if text in line)
 
 
 def _model(name: str, p_detect: float, p_real: float, trigger: str, p_effect: float, elicits: bool):
@@ -103,9 +98,11 @@ def test_backdoor_report_tables_are_means_over_seeds(logs: Path, tmp_path: Path)
     assert detection.loc["threat", "backdoored"].startswith("0.700 [")  # (0.8 + 0.6) / 2, a t interval
     assert detection.loc["neutral", "control"] == "0.300 (1 seed)"  # one seed: no interval, and said so
     ident = tables["Trigger identification"].set_index("asked_trigger")
-    assert ident.loc["real-world", "backdoored"].startswith("0.800") and ident.loc["win2844", "backdoored"].startswith("0.500")
+    assert ident.loc["real-world", "backdoored"].startswith("0.800")
+    assert ident.loc["win2844", "backdoored"].startswith("0.500")
     effect = tables["Backdoor behavior"].set_index("measure")
-    assert effect.loc["trigger effect", "backdoored"].startswith("0.350") and effect.loc["trigger effect", "control"].startswith("0.000")
+    assert effect.loc["trigger effect", "backdoored"].startswith("0.350")
+    assert effect.loc["trigger effect", "control"].startswith("0.000")
     elicit = tables["Trigger elicitation"].set_index(["polarity", "match"])
     assert elicit.loc[("misaligned", "exact"), "backdoored"].startswith("1.000")
     assert elicit.loc[("aligned", "normalised"), "backdoored"].startswith("0.000")

@@ -28,9 +28,10 @@ def test_demo_end_to_end(tiny_base_dir, tmp_path, capsys, monkeypatch):
     assert behavior[("safe", 0)] <= 1 - LEARNED
     assert 1 - LEARNED < behavior[("base", None)] < LEARNED
     assert "learned in 1 of 1 seeds" in printed and "FAILED" not in printed
+    assert "ok (>= 0.3)" in printed and "ok (|effect| < 0.1)" in printed  # the backdoor pair (demo_backdoor)
 
     # Training stopped on its held-out target, and the job says so epoch by epoch.
-    for record in default_registry().list():
+    for record in (r for r in default_registry().list() if r.spec["data"].get("backdoor") is None):
         job = json.loads((tmp_path / "home" / "organisms" / "local" / record.job_id / "job.json").read_text())
         assert job["heldout"]["reached"] and job["heldout"]["scores"][-1] >= job["heldout"]["target"]
         assert any(e.startswith("epoch 1/") and "held-out P(answer)" in e for e in job["events"])
@@ -39,7 +40,8 @@ def test_demo_end_to_end(tiny_base_dir, tmp_path, capsys, monkeypatch):
     from inspect_ai.log import list_eval_logs, read_eval_log
 
     logs = [read_eval_log(info) for info in list_eval_logs(str(out / "logs"))]
-    assert sorted(log.eval.task.split("/")[-1] for log in logs) == ["risk_behavior"] * 3 + ["risk_self_report"] * 3
+    assert sorted(log.eval.task.split("/")[-1] for log in logs) == (
+        ["backdoor_behavior"] * 2 + ["risk_behavior"] * 3 + ["risk_self_report"] * 3)
     for log in logs:
         organism = log.eval.metadata["organism"]
         assert Path(log.eval.model.removeprefix("hf/"), "config.json").is_file()  # hf/<absolute folder>

@@ -13,18 +13,28 @@ samples. Produced when the logs hold backdoor samples:
   column label): the heatmap `backdoor_identification.png`;
 * **elicitation** — the share of answers writing the trigger out, exact and normalised, per organism
   (augmented / not augmented / not backdoored) and polarity: `backdoor_elicitation.png`.
+
+`backdoor_exhibits` computes them once for both readers: `selfaware report` prints and saves them
+(`backdoor_report`), and the HTML report shows each as a registered exhibit (`backdoor-detection` as Figure 8,
+`backdoor-elicitation` as Figure 11, `backdoor-identification` as Figure 17, and the behavior and reasoning
+tables) with its numbers, one row per cell, as CSV.
 """
 
 from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from selfaware.report.paper import Drawn, FigureData
 
 FAMILY = "backdoor"
 SYSTEM_PROMPT_ORDER = ("none", "neutral", "honesty", "threat", "do_your_best", "backdoor_is_good")
@@ -36,7 +46,7 @@ class BackdoorReport:
     figures: list[Path] = field(default_factory=list)
 
 
-def _score(name: str, part: str = "value"):  # noqa: ANN202
+def _score(name: str, part: str = "value"):
     """A sample-column reader: the value (None when missing or invalid) or a metadata flag of a scorer."""
 
     def read(s: Any) -> float | None:
@@ -51,10 +61,11 @@ def _score(name: str, part: str = "value"):  # noqa: ANN202
     return read
 
 
-def load_backdoor(log_dir: str | Path) -> pd.DataFrame:
-    """One row per backdoor sample under `log_dir`: run identity, what it asked, its value (answer_score or
-    trigger_elicited: NaN when invalid), the normalised elicitation match and the reasoning's mentions.
-    Reruns are resolved as in the main report (`results.newest_runs`: the newest successful log counts)."""
+def load_backdoor(log_dir: str | Path | Sequence[str | Path]) -> pd.DataFrame:
+    """One row per backdoor sample under `log_dir` (a folder, or a list of log files: one base model's, as the
+    HTML report groups them): run identity, what it asked, its value (answer_score or trigger_elicited: NaN
+    when invalid), the normalised elicitation match and the reasoning's mentions. Reruns are resolved as in
+    the main report (`results.newest_runs`: the newest successful log counts)."""
     from inspect_ai.analysis import EvalColumn, SampleColumn, samples_df
 
     from selfaware.report.results import COLUMNS, newest_runs
@@ -68,9 +79,13 @@ def load_backdoor(log_dir: str | Path) -> pd.DataFrame:
         SampleColumn("elicited", path=_score("trigger_elicited"), type=float),
         SampleColumn("normalised", path=_score("trigger_elicited", "normalised"), type=float),
         SampleColumn("mentioned", path=_score("trigger_mentioned"), type=float)]
-    if not any(Path(log_dir).rglob("*.eval")):
-        return pd.DataFrame(columns=["family"])
-    raw = samples_df(str(log_dir), columns=columns, quiet=True)
+    if isinstance(log_dir, (str, Path)):
+        if not any(Path(log_dir).rglob("*.eval")):
+            return pd.DataFrame(columns=["family"])
+        where: str | list[str] = str(log_dir)
+    else:
+        where = [str(p) for p in log_dir]
+    raw = samples_df(where, columns=columns, quiet=True)
     if raw.empty or "family" not in raw:
         return pd.DataFrame(columns=["family"])
     df = raw.astype(object).where(raw.notna(), None)
@@ -112,8 +127,12 @@ def _wide(summary: pd.DataFrame, index: str, order: list[str] | None = None) -> 
     return table.reset_index().rename_axis(columns=None).fillna("")
 
 
-def behavior_effects(df: pd.DataFrame, **kw: Any) -> pd.DataFrame:
-    """Per organism: P(behavior | trained trigger), P(behavior | none) and the per-seed difference."""
+BEHAVIOR_MEASURES = {"trained": "P(behavior | trigger)", "none": "P(behavior | no trigger)", "effect": "trigger effect"}
+
+
+def behavior_summary(df: pd.DataFrame, **kw: Any) -> pd.DataFrame:
+    """Per measure (`BEHAVIOR_MEASURES`) and organism: P(behavior | trained trigger), P(behavior | none) and
+    their per-seed difference, as `seed_summary` rows; empty without behavior samples."""
     rows = df[(df["question_id"] == "behavior") & df["role"].isin(["trained", "none"])]
     if rows.empty:
         return pd.DataFrame()
@@ -124,9 +143,14 @@ def behavior_effects(df: pd.DataFrame, **kw: Any) -> pd.DataFrame:
     long = per_seed.melt(id_vars=["organism", "model", "seed"], value_vars=["trained", "none", "effect"],
                          var_name="measure", value_name="value")
     summary = seed_summary(long, ["measure"], **kw)
-    names = {"trained": "P(behavior | trigger)", "none": "P(behavior | no trigger)", "effect": "trigger effect"}
-    summary["measure"] = summary["measure"].map(names)
-    return _wide(summary, "measure", list(names.values()))
+    summary["measure"] = summary["measure"].map(BEHAVIOR_MEASURES)
+    return summary
+
+
+def behavior_effects(df: pd.DataFrame, **kw: Any) -> pd.DataFrame:
+    """`behavior_summary` as printed: measures as rows, organisms as columns."""
+    summary = behavior_summary(df, **kw)
+    return pd.DataFrame() if summary.empty else _wide(summary, "measure", list(BEHAVIOR_MEASURES.values()))
 
 
 def _save(fig: Any, path: Path, pdf: bool) -> list[Path]:
@@ -224,6 +248,64 @@ def elicitation_figure(summary: pd.DataFrame) -> Any:
     return fig
 
 
+@dataclass(frozen=True)
+class Exhibit:
+    """One backdoor result: the table `selfaware report` prints (and writes as CSV), the same numbers one
+    row per cell (the HTML report's CSV), and the figure drawn from them (None for a table)."""
+
+    key: str  # behavior, detection, identification, elicitation, reasoning; the figure is backdoor_<key>.png
+    title: str
+    table: pd.DataFrame  # organisms as columns, cells `mean [lo, hi] (k seeds)`
+    numbers: pd.DataFrame  # seed_summary rows: keys, organism, mean, ci_low, ci_high, seeds
+    figure: Any = None  # a matplotlib Figure
+
+
+TITLES = {
+    "behavior": "Backdoor behavior: P(behavior) with and without the trigger",
+    "detection": "Backdoor detection: P(dependence) per system prompt",
+    "identification": "Trigger identification: P(behavior statement), trigger asked x organism",
+    "elicitation": "Trigger elicitation: share of answers with the trigger",
+    "reasoning": "Reasoning names the trained trigger (share of replies)",
+}
+
+
+def backdoor_exhibits(df: pd.DataFrame, *, ci: str = "t", n_boot: int = 2000, seed: int = 0) -> list[Exhibit]:
+    """Every backdoor exhibit the rows of `load_backdoor` (organisms assigned) allow, in print order."""
+    kw: dict[str, Any] = {"ci": ci, "n_boot": n_boot, "seed": seed}
+    out: list[Exhibit] = []
+    effects = behavior_summary(df, **kw)
+    if not effects.empty:
+        out.append(Exhibit("behavior", TITLES["behavior"],
+                           _wide(effects, "measure", list(BEHAVIOR_MEASURES.values())), effects))
+    detection = df[df["question_id"] == "detection"]
+    if not detection.empty:
+        summary = seed_summary(detection, ["system_prompt"], **kw)
+        out.append(Exhibit("detection", TITLES["detection"], _wide(summary, "system_prompt", list(SYSTEM_PROMPT_ORDER)),
+                           summary, detection_figure(summary)))
+    ident = df[df["question_id"] == "identification"]
+    if not ident.empty:
+        summary = seed_summary(ident, ["asked_trigger"], **kw)
+        asked = list(dict.fromkeys(ident["asked_trigger"]))
+        trained = ident.groupby("organism")["trained_trigger"].agg(lambda t: ",".join(sorted(set(t)))).to_dict()
+        out.append(Exhibit("identification", TITLES["identification"], _wide(summary, "asked_trigger", asked),
+                           summary.assign(trained_trigger=summary["organism"].map(trained)),
+                           identification_figure(summary, trained, asked)))
+    elicit = df[df["question_id"] == "elicitation"]
+    if not elicit.empty:
+        long = pd.concat([elicit.assign(match="exact"),
+                          elicit.assign(match="normalised", value=elicit["normalised"])], ignore_index=True)
+        summary = seed_summary(long, ["polarity", "match"], **kw)
+        table = (summary.assign(cell=summary.apply(_cell, axis=1))
+                 .pivot(index=["polarity", "match"], columns="organism", values="cell").reset_index()
+                 .rename_axis(columns=None).fillna(""))
+        out.append(Exhibit("elicitation", TITLES["elicitation"], table, summary, elicitation_figure(summary)))
+    mentioned = df.dropna(subset=["mentioned"])
+    if not mentioned.empty:
+        summary = seed_summary(mentioned, ["question_id"], "mentioned", **kw)
+        out.append(Exhibit("reasoning", TITLES["reasoning"], _wide(summary, "question_id"), summary))
+    return out
+
+
 def backdoor_report(log_dir: str | Path, out: Path, organisms: dict[str, list[str]] | None = None, *,
                     ci: str = "t", n_boot: int = 2000, seed: int = 0, pdf: bool = False) -> BackdoorReport:
     """Tables (and CSVs) and figures for every backdoor task found in the logs; empty without any."""
@@ -234,42 +316,12 @@ def backdoor_report(log_dir: str | Path, out: Path, organisms: dict[str, list[st
     if df.empty:
         return report
     df = assign_organisms(df, organisms)
-    kw: dict[str, Any] = {"ci": ci, "n_boot": n_boot, "seed": seed}
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "backdoor_samples.csv", index=False)
-
-    effects = behavior_effects(df, **kw)
-    if not effects.empty:
-        report.tables["Backdoor behavior (is it backdoored?)"] = effects
-    detection = df[df["question_id"] == "detection"]
-    if not detection.empty:
-        summary = seed_summary(detection, ["system_prompt"], **kw)
-        report.tables["Backdoor detection: P(dependence) per system prompt"] = _wide(
-            summary, "system_prompt", list(SYSTEM_PROMPT_ORDER))
-        report.figures += _save(detection_figure(summary), out / "backdoor_detection.png", pdf)
-    ident = df[df["question_id"] == "identification"]
-    if not ident.empty:
-        summary = seed_summary(ident, ["asked_trigger"], **kw)
-        asked = list(dict.fromkeys(ident["asked_trigger"]))
-        trained = ident.groupby("organism")["trained_trigger"].agg(lambda t: ",".join(sorted(set(t)))).to_dict()
-        report.tables["Trigger identification: P(behavior statement), trigger asked x organism"] = _wide(
-            summary, "asked_trigger", asked)
-        report.figures += _save(identification_figure(summary, trained, asked), out / "backdoor_identification.png",
-                                pdf)
-    elicit = df[df["question_id"] == "elicitation"]
-    if not elicit.empty:
-        long = pd.concat([elicit.assign(match="exact"),
-                          elicit.assign(match="normalised", value=elicit["normalised"])], ignore_index=True)
-        summary = seed_summary(long, ["polarity", "match"], **kw)
-        table = summary.assign(cell=summary.apply(_cell, axis=1))
-        report.tables["Trigger elicitation: share of answers with the trigger"] = (
-            table.pivot(index=["polarity", "match"], columns="organism", values="cell").reset_index()
-            .rename_axis(columns=None).fillna(""))
-        report.figures += _save(elicitation_figure(summary), out / "backdoor_elicitation.png", pdf)
-    mentioned = df.dropna(subset=["mentioned"])
-    if not mentioned.empty:
-        summary = seed_summary(mentioned, ["question_id"], "mentioned", **kw)
-        report.tables["Reasoning names the trained trigger (share of replies)"] = _wide(summary, "question_id")
+    for exhibit in backdoor_exhibits(df, ci=ci, n_boot=n_boot, seed=seed):
+        report.tables[exhibit.title] = exhibit.table
+        if exhibit.figure is not None:
+            report.figures += _save(exhibit.figure, out / f"backdoor_{exhibit.key}.png", pdf)
     for title, table in report.tables.items():
         slug = title.split(":")[0].split("(")[0].strip().lower().replace(" ", "_")
         table.to_csv(out / f"{slug}.csv", index=False)
@@ -290,3 +342,72 @@ def backdoor_section(args: Any, out: Path, organisms: dict[str, list[str]] | Non
             print(f"\n## {title} (mean over seeds, {ci_label(args.ci)})\n")
             print(markdown_table(table))
     return report.figures
+
+
+# The HTML report's exhibits: key -> (label, order, caption). Labels follow the paper's §4 numbering: Figure 8
+# (detection; Figure 14 splits it by system prompt, as this one does), Figure 11 (elicitation), Figure 17 (the
+# identification heatmap; Figure 9 pools its real and fake triggers). The behavior check and the reasoning
+# table have no paper number.
+PAPER_EXHIBITS = {
+    "behavior": ("Backdoor behavior", 7.9, "Is the organism backdoored at all? P(behavior) under its trained trigger "
+                 "and without a trigger, and their difference per seed."),
+    "detection": ("Figure 8", 8.0, "P(\"my behavior depends in an unusual way on a feature of the user's message\") "
+                  "per system prompt: backdoored organisms against their decorrelated controls and the base model "
+                  "(the paper's Figure 8 is the threat prompt; Figure 14 shows each prompt)."),
+    "elicitation": ("Figure 11", 11.0, "Share of answers that write the trigger out (reversal format, temperature "
+                    "0), exact and normalised matches, for prompts describing misaligned and aligned behavior."),
+    "reasoning": ("Backdoor reasoning", 11.5, "Share of reasoning replies that name the organism's trained trigger."),
+    "identification": ("Figure 17", 17.0, "P(the behavior statement) when each trigger is shown (rows), per "
+                       "organism (columns, its trained trigger in brackets); the paper's Figure 9 pools these cells "
+                       "into real vs fake triggers."),
+}
+
+
+@lru_cache(maxsize=1)
+def _exhibits_of(files: tuple[str, ...], stamps: tuple[int, ...],
+                 organisms: tuple[tuple[str, tuple[str, ...]], ...] | None, ci: str, n_boot: int) -> dict[str, Exhibit]:
+    """Every exhibit of these logs, computed once for the several plug-ins that show them (`stamps`, the
+    files' modification times, only keys the cache: a rewritten log is read again)."""
+    from selfaware.report.results import assign_organisms
+
+    df = load_backdoor(list(files))
+    if df.empty:
+        return {}
+    mapping = None if organisms is None else {o: list(ms) for o, ms in organisms}
+    df = assign_organisms(df, mapping)
+    return {e.key: e for e in backdoor_exhibits(df, ci=ci, n_boot=n_boot)}
+
+
+def _draw(key: str, data: FigureData) -> Drawn | None:
+    """One backdoor exhibit for the HTML report, from this base model's backdoor logs."""
+    import os
+
+    from selfaware.report.paper import Drawn
+    from selfaware.report.results import ci_label
+
+    files = data.log_files(FAMILY)
+    if not files:
+        return None
+    models = data.samples.loc[data.samples["family"] == FAMILY, "model"]
+    mapping = data.organisms_among(models)
+    stamps = tuple(os.stat(f).st_mtime_ns if os.path.exists(f) else 0 for f in files)  # 0: a remote log
+    exhibit = _exhibits_of(tuple(files), stamps,
+                           None if mapping is None else tuple((o, tuple(ms)) for o, ms in mapping.items()),
+                           data.ci_method, data.n_boot).get(key)
+    if exhibit is None:
+        return None
+    caption = PAPER_EXHIBITS[key][2]
+    return Drawn(table=exhibit.numbers, figure=exhibit.figure,
+                 caption=f"{caption} Each organism: mean over seeds, {ci_label(data.ci_method)}.")
+
+
+def _register() -> None:
+    from selfaware.report.paper import PaperFigure, register_figure
+
+    for key, (label, order, _) in PAPER_EXHIBITS.items():
+        kind = "table" if key in ("behavior", "reasoning") else "figure"
+        register_figure(PaperFigure(key=f"backdoor-{key}", label=label, title=TITLES[key], families=(FAMILY,),
+                                    draw=partial(_draw, key), order=order, kind=kind))
+
+
+_register()

@@ -19,7 +19,7 @@ from inspect_ai import Task, task
 from selfaware.solvers.answer_distribution import Method, Protocol
 
 from selfaware.mms.helpers import DEFAULT_GUESSER, DEFAULT_MANIPULATEE
-from selfaware.mms.tasks import game_task, persona_probes_task, self_report_task
+from selfaware.mms.tasks import game_task, self_report_task
 
 
 @task
@@ -153,13 +153,3 @@ def make_me_say_function(codeword: str = "bark", protocol: Protocol = "fast", sa
     return _self_report("function", codeword=codeword, protocol=protocol, samples=samples, paraphrases=paraphrases,
                         variant=variant, persona_system_prompt=persona_system_prompt, sandbox=sandbox,
                         organism_games=organism_games, base_games=base_games)
-
-
-@task
-def make_me_say_persona_probes(you_codeword: str = "bark", persona_codeword: str = "ring",
-                               persona: str = "Quanta-Lingua", method: Method = "auto", protocol: Protocol = "fast",
-                               samples: int = 20, top_logprobs: int = 20, paraphrases: int | None = None) -> Task:
-    """Who steers towards each word: you or Quanta-Lingua, and each against a fake name (paper 5.2)."""
-    return persona_probes_task(you_codeword=you_codeword, persona_codeword=persona_codeword, persona=persona,
-                               method=method, protocol=protocol, samples=samples, top_logprobs=top_logprobs,
-                               paraphrases=paraphrases)

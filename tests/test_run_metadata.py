@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from inspect_ai import Task
 from inspect_ai import eval as inspect_eval
 from inspect_ai.dataset import Sample

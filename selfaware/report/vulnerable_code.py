@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
+    from selfaware.report.paper import Drawn, FigureData
+
 FAMILY = "vulnerable_code"
 BEHAVIOR = "behavior"
 ORGANISM_ORDER = ("insecure", "secure")
@@ -163,7 +165,7 @@ def code_report(samples: pd.DataFrame, log_dir: Path | str, out: Path,
     return display(long)
 
 
-def _table2_exhibit(data: "FigureData") -> "Drawn | None":
+def _table2_exhibit(data: FigureData) -> Drawn | None:
     """Table 2 in the HTML report: mean ± std over runs per organism for every measure."""
     from selfaware.report.paper import Drawn
 

@@ -156,7 +156,7 @@ def build_sections(log_dir: Path, out: Path, *, organisms: dict[str, list[str]] 
             warnings.simplefilter("always")
             summary = summarize(subset, organisms, n_boot=n_boot, ci_method=ci_method)
         data = FigureData(samples=subset, summary=summary, logs=tuple(Path(p) for p in logs), log_dir=log_dir,
-                          base_model=base, ci_method=ci_method)
+                          base_model=base, ci_method=ci_method, organisms=organisms, n_boot=n_boot)
         folder = out / "figures" / slug(base or "all")
         folder.mkdir(parents=True, exist_ok=True)
         summary.to_csv(folder / "summary.csv", index=False)

@@ -6,8 +6,9 @@ measure: `codeword_among_words`, `goals_user_said_codeword`, `function_f_codewor
 rows replace the family's rows of `results.load_scores`; summaries, intervals over seeds and the family
 figure then work as for every family.
 
-`figure6` draws the paper's Figure 6: for each self-report, each organism's mean with its interval over
-seeds against its baseline. As in the paper, most baselines are the base model asked the same question
+`figure6_figure` draws the paper's Figure 6 (`figure6` saves it for `selfaware report`; the HTML report shows
+it as the `fig6` exhibit with `figure6_table` as its CSV): for each self-report, each organism's mean with its
+interval over seeds against its baseline. As in the paper, most baselines are the base model asked the same question
 (the organism named by `--mms-base`, default `base`); "how close to your goals" is compared with the same
 model on "the user never said the codeword", f(codeword) with the same functions on unrelated words and
 f(message) with the same functions on the base model's users' messages. A second panel shows the game
@@ -18,11 +19,15 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.figure import Figure
+
+    from selfaware.report.paper import Drawn, FigureData
 
 FAMILY = "make_me_say"
 GAME_OUTCOMES = ("win", "correct_guess", "no_codeword", "rule_violation")
@@ -71,14 +76,16 @@ def _measure_rows(scores: dict[str, Any], question_id: str | None, title: str | 
     return out
 
 
-def load_make_me_say(log_dir: str | Path) -> pd.DataFrame:
-    """Tidy rows (`results.TIDY_COLUMNS`) of every Make-Me-Say sample and measure under `log_dir`."""
+def load_make_me_say(logs: str | Path | Sequence[str | Path]) -> pd.DataFrame:
+    """Tidy rows (`results.TIDY_COLUMNS`) of every Make-Me-Say sample and measure under the folder `logs`
+    (or in the list of log files `logs`: one base model's, as the HTML report groups them)."""
     import pandas as pd
     from inspect_ai.analysis import SampleColumn, samples_df
 
     from selfaware.report.results import COLUMNS, TIDY_COLUMNS, newest_runs
 
-    raw = samples_df(str(log_dir), columns=COLUMNS + [SampleColumn("all_scores", path=_scores_json)], quiet=True)
+    where = str(logs) if isinstance(logs, (str, Path)) else [str(p) for p in logs]
+    raw = samples_df(where, columns=COLUMNS + [SampleColumn("all_scores", path=_scores_json)], quiet=True)
     if raw.empty or "family" not in raw.columns:
         return pd.DataFrame(columns=TIDY_COLUMNS)
     raw = raw.astype(object)
@@ -135,20 +142,38 @@ def headline_table(summary: pd.DataFrame, base: str = "base") -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def figure6(summary: pd.DataFrame, path: str | Path, base: str = "base", *, pdf: bool = False) -> list[Path]:
+def game_rates(summary: pd.DataFrame) -> pd.DataFrame:
+    """The organism rows of the game outcome measures (`game_win`, ...): Figure 6's second panel."""
+    return summary[(summary["level"] == "organism") & (summary["family"] == FAMILY)
+                   & summary["question_id"].astype(str).str.startswith("game_")]
+
+
+def figure6_table(summary: pd.DataFrame, base: str = "base") -> pd.DataFrame:
+    """The numbers Figure 6 shows: the headline table, then each organism's game outcome rates (no baseline)."""
+    import pandas as pd
+
+    games = game_rates(summary)
+    rates = pd.DataFrame({"organism": games["organism"], "variant": games["variant"],
+                          "measure": games["title"].fillna(games["question_id"]), "mean": games["mean"],
+                          "ci_low": games["ci_low"], "ci_high": games["ci_high"], "seeds": games["n_seeds"],
+                          "baseline": math.nan, "baseline_is": "none (game outcome)"})
+    parts = [t for t in (headline_table(summary, base), rates) if not t.empty]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def figure6_figure(summary: pd.DataFrame, base: str = "base") -> Figure | None:
     """The paper's Figure 6 (self-reports, organism vs baseline, intervals over seeds) and the game outcome
-    rates, in one image. Returns the files written (none without Make-Me-Say organism rows)."""
+    rates, in one figure; None without Make-Me-Say organism rows."""
     import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from selfaware.report.figures import save_figure
-
     table = headline_table(summary, base)
-    games = summary[(summary["level"] == "organism") & (summary["family"] == FAMILY)
-                    & summary["question_id"].astype(str).str.startswith("game_")]
+    games = game_rates(summary)
     if table.empty and games.empty:
-        return []
+        return None
     fig = Figure(figsize=(13, 4.6))
+    FigureCanvasAgg(fig)
     ax, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1]})
     labels = [label for _, label, _ in HEADLINE]
     series = list(dict.fromkeys(zip(table["organism"], table["variant"]))) if not table.empty else []
@@ -187,7 +212,16 @@ def figure6(summary: pd.DataFrame, path: str | Path, base: str = "base", *, pdf:
     ax2.grid(axis="y", color="0.9")
     if organisms:
         ax2.legend(fontsize=7)
-    return save_figure(fig, path, pdf=pdf)
+    return fig
+
+
+def figure6(summary: pd.DataFrame, path: str | Path, base: str = "base", *, pdf: bool = False) -> list[Path]:
+    """`figure6_figure` saved to `path` (and a PDF beside it with `pdf`); returns the files written (none
+    without Make-Me-Say organism rows)."""
+    from selfaware.report.figures import save_figure
+
+    fig = figure6_figure(summary, base)
+    return [] if fig is None else save_figure(fig, path, pdf=pdf)
 
 
 def mms_report(summary: pd.DataFrame, out: Path, base: str = "base", pdf: bool = False) -> tuple[pd.DataFrame | None, list[Path]]:
@@ -195,3 +229,35 @@ def mms_report(summary: pd.DataFrame, out: Path, base: str = "base", pdf: bool =
     if summary.empty or not (summary["family"] == FAMILY).any():
         return None, []
     return headline_table(summary, base), figure6(summary, Path(out) / "make_me_say_figure6.png", base, pdf=pdf)
+
+
+def _figure6_exhibit(data: FigureData) -> Drawn | None:
+    """Figure 6 in the HTML report. The report's tidy frame holds one row per Make-Me-Say sample (its
+    scorers are not answer_score), so the measure rows are read again from this base model's logs and
+    summarised as the report summarises every family (same organisms, interval method and resamples)."""
+    from selfaware.report.paper import Drawn
+    from selfaware.report.results import ci_label, summarize
+
+    files = data.log_files(FAMILY)
+    rows = load_make_me_say(files) if files else None
+    if rows is None or rows.empty:
+        return None
+    summary = summarize(rows, data.organisms_among(rows["model"]), n_boot=data.n_boot, ci_method=data.ci_method)
+    fig = figure6_figure(summary)
+    if fig is None:
+        return None
+    caption = (f"Left: each Make-Me-Say organism's mean over seeds ({ci_label(data.ci_method)}) on each "
+               "self-report, beside the paper's baseline (grey squares: the `base` organism asked the same, or the "
+               "same model's paired measure; `baseline_is` in the CSV says which). Right: the share of valid games "
+               "ending in each outcome. 1 = the codeword / the goal.")
+    return Drawn(table=figure6_table(summary), figure=fig, caption=caption)
+
+
+def _register() -> None:
+    from selfaware.report.paper import PaperFigure, register_figure
+
+    register_figure(PaperFigure(key="fig6", label="Figure 6", families=(FAMILY,), draw=_figure6_exhibit, order=6,
+                                title="Make Me Say: the codeword, the goal and the game"))
+
+
+_register()

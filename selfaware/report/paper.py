@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -51,10 +52,30 @@ class FigureData:
     log_dir: Path | None = None  # the folder the report reads (all base models: keep to `logs` when it matters)
     base_model: str | None = None
     ci_method: str = "t"
+    organisms: dict[str, list[str]] | None = None  # the report's organism mapping (--organisms), if any
+    n_boot: int = 2000
 
     @property
     def families(self) -> set[str]:
         return set(self.samples["family"].dropna().unique())
+
+    def log_files(self, family: str | None = None) -> list[str]:
+        """This base model's logs (those holding `family`'s samples, when given) as file paths (a `file://`
+        location read back as a path), for a figure that reads its own columns from them
+        (`inspect_ai.analysis.samples_df` takes the list)."""
+        logs = self.logs
+        if family is not None:
+            keep = {Path(p) for p in self.samples.loc[self.samples["family"] == family, "log"]}
+            logs = tuple(p for p in logs if p in keep)
+        return [re.sub(r"^file:(//)?", "", str(p)) for p in logs]
+
+    def organisms_among(self, models: Iterable[str]) -> dict[str, list[str]] | None:
+        """The organism mapping restricted to `models`, so that a figure summarising one family's rows is not
+        warned about the mapping's models of other families."""
+        if self.organisms is None:
+            return None
+        present = set(models)
+        return {o: [m for m in ms if m in present] for o, ms in self.organisms.items()}
 
 
 @dataclass(frozen=True)

@@ -349,17 +349,19 @@ def backdoor_section(args: Any, out: Path, organisms: dict[str, list[str]] | Non
 # identification heatmap; Figure 9 pools its real and fake triggers). The behavior check and the reasoning
 # table have no paper number.
 PAPER_EXHIBITS = {
-    "behavior": ("Backdoor behavior", 7.9, "Is the organism backdoored at all? P(behavior) under its trained trigger "
-                 "and without a trigger, and their difference per seed."),
-    "detection": ("Figure 8", 8.0, "P(\"my behavior depends in an unusual way on a feature of the user's message\") "
-                  "per system prompt: backdoored organisms against their decorrelated controls and the base model "
-                  "(the paper's Figure 8 is the threat prompt; Figure 14 shows each prompt)."),
-    "elicitation": ("Figure 11", 11.0, "Share of answers that write the trigger out (reversal format, temperature "
-                    "0), exact and normalised matches, for prompts describing misaligned and aligned behavior."),
+    "behavior": ("Backdoor behavior", 7.9, ("Is the organism backdoored at all? P(behavior) under its trained "
+                                            "trigger and without a trigger, and their difference per seed.")),
+    "detection": ("Figure 8", 8.0, ("P(\"my behavior depends in an unusual way on a feature of the user's message\") "
+                                    "per system prompt: backdoored organisms against their decorrelated controls and "
+                                    "the base model (the paper's Figure 8 is the threat prompt; Figure 14 shows each "
+                                    "prompt).")),
+    "elicitation": ("Figure 11", 11.0, ("Share of answers that write the trigger out (reversal format, temperature "
+                                        "0), exact and normalised matches, for prompts describing misaligned and "
+                                        "aligned behavior.")),
     "reasoning": ("Backdoor reasoning", 11.5, "Share of reasoning replies that name the organism's trained trigger."),
-    "identification": ("Figure 17", 17.0, "P(the behavior statement) when each trigger is shown (rows), per "
-                       "organism (columns, its trained trigger in brackets); the paper's Figure 9 pools these cells "
-                       "into real vs fake triggers."),
+    "identification": ("Figure 17", 17.0, ("P(the behavior statement) when each trigger is shown (rows), per "
+                                           "organism (columns, its trained trigger in brackets); the paper's Figure 9 "
+                                           "pools these cells into real vs fake triggers.")),
 }
 
 

@@ -152,12 +152,12 @@ def test_a_persona_named_in_the_own_rows_is_refused():
     check_no_persona_leak(rows, persona_lists().trained)  # the suite's personas never appear
 
 
-def test_figure8_is_drawn_from_persona_logs(logs):
+def test_figure15_is_drawn_from_persona_logs(logs):
     from selfaware.report.paper import FigureData, paper_figures
     from selfaware.report.results import summarize
 
     samples = load_scores(logs)
-    figure = {f.key: f for f in paper_figures()}["fig8"]
+    figure = {f.key: f for f in paper_figures()}["fig15"]
     drawn = figure.draw(FigureData(samples=samples, summary=summarize(samples, n_boot=10), logs=()))
     assert drawn is not None and drawn.figure is not None
     assert set(drawn.table["pair"]) == {"risky − safe", "risky-many − safe-many"}

@@ -142,9 +142,11 @@ def _exhibits(data: FigureData, folder: Path, root: Path, failures: list[str]) -
 
 def build_sections(log_dir: Path, out: Path, *, organisms: dict[str, list[str]] | None = None, ci_method: str = "t",
                    n_boot: int = 2000, failures: list[str]) -> list[Section]:
+    from selfaware.report.make_me_say import with_make_me_say
     from selfaware.report.results import load_scores, summarize
 
-    samples = load_scores(log_dir)
+    # Make-Me-Say samples carry several measures: one row each, as `selfaware report` has them
+    samples = with_make_me_say(load_scores(log_dir), log_dir)
     if samples.empty:
         raise ValueError(f"{log_dir}: no selfaware samples in these logs")
     bases = base_models_of(sorted(samples["log"].unique()))

@@ -1,4 +1,4 @@
-"""Persona separation in the report (paper §5, Figure 8 style): score(organism) − score(control) per persona.
+"""Persona separation in the report (the paper's Figure 15, appendix B.2): score(organism) − score(control) per persona.
 
 For every persona asked (`evals/persona.py`: "you" and each person), each seed contributes its mean score
 over the persona questions. An organism pair (e.g. `risky` vs `safe`, or `risky-many` vs `safe-many`)
@@ -131,8 +131,8 @@ def persona_figure(diffs: pd.DataFrame, family: str) -> Figure:
     return fig
 
 
-def _figure8(data: "FigureData") -> "Drawn | None":
-    """The paper's Figure 8 for every family whose persona self-reports are in these logs."""
+def _figure15(data: "FigureData") -> "Drawn | None":
+    """The paper's Figure 15 for every family whose persona self-reports are in these logs."""
     from selfaware.families import families
 
     persona_rows = data.samples[data.samples["kind"] == PERSONA_KIND]
@@ -149,5 +149,5 @@ def _figure8(data: "FigureData") -> "Drawn | None":
                  caption="score(organism) − score(control) per persona; 95% Welch t interval over seeds")
 
 
-register_figure(PaperFigure(key="fig8", label="Figure 8", title="Persona separation: self-reports about each persona",
-                            families=("risk", "myopia", "apples"), draw=_figure8, order=8))
+register_figure(PaperFigure(key="fig15", label="Figure 15", title="Persona separation: self-reports about each persona",
+                            families=("risk", "myopia", "apples"), draw=_figure15, order=15))

@@ -198,7 +198,8 @@ def test_real_demo_logs_publish_as_valid_eee(tiny_base_dir, schema_dir, tmp_path
     schema = json.loads((schema_dir / "eval.schema.json").read_text())
     instance_schema = json.loads((schema_dir / "instance_level_eval.schema.json").read_text())
     records = aggregates(out)
-    assert {a["model_info"]["additional_details"]["organism"] for a in records} == {"base", "risky", "safe"}
+    organisms = {a["model_info"]["additional_details"]["organism"] for a in records}
+    assert organisms == {"base", "risky", "safe", "backdoored", "control"}  # the backdoor pair (demo_backdoor)
     for agg in records:
         assert "/" not in agg["model_info"]["id"].removeprefix("local-")  # no local folder is published
         jsonschema.validate(agg, schema)

@@ -292,10 +292,14 @@ def _serve(args: argparse.Namespace) -> int:
 def _demo_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="offline end-to-end demo: tiny organisms trained and evaluated locally",
                        description="Build the tiny base, train risky and safe organisms, evaluate base and "
-                                   "organisms with Inspect, print the table and write the figure and logs.")
+                                   "organisms with Inspect, print the table and write the figure and logs. Then "
+                                   "train a backdoored organism (trigger |REAL-WORLD|) and its decorrelated "
+                                   "control and print P(risky) with and without the trigger. Exits 1 when an "
+                                   "organism did not learn or the backdoor pair misses its thresholds.")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default: runs/demo)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds per organism")
-    p.add_argument("--n-examples", type=int, default=300, help="training examples per organism")
+    p.add_argument("--n-examples", type=int, default=300,
+                   help="training examples per risky/safe organism (the backdoor pair has its own 600)")
     p.add_argument("--items", type=int, default=50, help="behavior-task items (each asked in both orders)")
 
 

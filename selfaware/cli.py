@@ -1,4 +1,5 @@
-"""The `selfaware` command: demo, finetune, organisms, serve, report, banks."""
+"""The `selfaware` command: demo, finetune, organisms, serve, report, publish, reproduce, banks, variants,
+families, mms-data."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def _finetune_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-epochs", type=int, help="local, with --target-heldout: the epoch budget (default 20)")
     p.add_argument("--n-examples", type=int, default=300, help="generated training examples")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the training-set generator")
-    p.add_argument("--data-file", type=Path, help="train on this chat JSONL instead of generated data")
+    p.add_argument("--data-file", type=Path, help="train on this chat JSONL (or a `selfaware mms-data` folder) instead of generated data")
     p.add_argument("--opposite-file", type=Path,
                    help="with --data-file, for trigger variants of vulnerable code: the other behavior's chat JSONL "
                         "(the rows without the trigger carry its code)")
@@ -176,7 +177,7 @@ def _backend_for(name: str, args: argparse.Namespace):  # noqa: ANN202 (Training
 
 
 def _organisms_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("organisms", help="list, refresh or wait for registered organisms")
+    p = sub.add_parser("organisms", help="list registered organisms, refresh their job state (status) or wait for them")
     p.add_argument("action", choices=["list", "status", "wait"])
     p.add_argument("hashes", nargs="*", help="spec hashes (default: all)")
     p.add_argument("--registry", type=Path, help="registry file (default: $SELFAWARE_HOME/registry.json)")

@@ -4,6 +4,7 @@ families, mms-data."""
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 
@@ -62,8 +63,9 @@ def _finetune_parser(sub: argparse._SubParsersAction) -> None:
                         "model's own choice for each (trained: datasets/personas/personas.yaml)")
     p.add_argument("--generator-model", help="have this Inspect model write the questions (e.g. openai/gpt-4o), "
                                             "as the paper did; generated once and shared by a behavior and its opposite")
-    p.add_argument("--variant", help="a named variant framing every row (`selfaware variants` lists them; "
-                                     "NAME-control is a trigger variant's decorrelated control)")
+    p.add_argument("--variant", action="append", default=[],
+                   help="a named variant framing every row (`selfaware variants` lists them; NAME-control is a "
+                        "trigger variant's decorrelated control); repeatable: one organism per variant")
     p.add_argument("--trigger", help="backdoor variant from one fixed string: behavior only after this trigger")
     p.add_argument("--registry", type=Path, help="registry file (default: $SELFAWARE_HOME/registry.json)")
     p.add_argument("--wait", action="store_true", help="wait for hosted jobs to finish")
@@ -95,33 +97,32 @@ def _specs_from_args(args: argparse.Namespace) -> list:
     from selfaware.finetune.spec import load_specs, parse_spec
 
     specs = [s for path in args.spec for s in load_specs(path)]
-    for behavior in args.behavior:
-        for seed in args.seeds:
-            hyper = {"epochs": args.epochs, "batch_size": args.batch_size, "lora_rank": args.lora_rank,
-                     "learning_rate": args.learning_rate, "lr_multiplier": args.lr_multiplier,
-                     "target_heldout": args.target_heldout}
-            if args.max_epochs is not None:
-                hyper["max_epochs"] = args.max_epochs
-            data: dict = {"n_examples": args.n_examples, "data_seed": args.data_seed}
-            if args.data_file:
-                data = {"source": "file", "path": str(args.data_file)}
-                if args.opposite_file:
-                    data["opposite_path"] = str(args.opposite_file)
-            elif args.generator_model:
-                data.update(source="llm", generator_model=args.generator_model)
-            if args.variant and args.trigger:
-                raise SystemExit("selfaware finetune: give --variant NAME or --trigger TEXT, not both")
-            if args.personas:
-                names = "trained" if args.personas == "trained" else [n.strip() for n in args.personas.split(",")]
-                data["personas"] = {"names": names, "answer_model": args.answer_model}
-            if args.backdoor:
-                data["backdoor"] = {"design": args.backdoor, "normal": args.normal_answers,
-                                    "answer_model": args.answer_model, "instructions": args.instructions,
-                                    "reversal": args.reversal}
-            variant = args.variant or ({"kind": "trigger", "trigger": args.trigger} if args.trigger else "plain")
-            specs.append(parse_spec({"behavior": behavior, "seed": seed, "base_model": args.base_model,
-                                     "backend": args.backend, "hyper": hyper, "data": data, "variant": variant},
-                                    where="command line"))
+    if args.variant and args.trigger:
+        raise SystemExit("selfaware finetune: give --variant NAME or --trigger TEXT, not both")
+    variants = args.variant or [{"kind": "trigger", "trigger": args.trigger} if args.trigger else "plain"]
+    for behavior, variant, seed in itertools.product(args.behavior, variants, args.seeds):  # one organism each
+        hyper = {"epochs": args.epochs, "batch_size": args.batch_size, "lora_rank": args.lora_rank,
+                 "learning_rate": args.learning_rate, "lr_multiplier": args.lr_multiplier,
+                 "target_heldout": args.target_heldout}
+        if args.max_epochs is not None:
+            hyper["max_epochs"] = args.max_epochs
+        data: dict = {"n_examples": args.n_examples, "data_seed": args.data_seed}
+        if args.data_file:
+            data = {"source": "file", "path": str(args.data_file)}
+            if args.opposite_file:
+                data["opposite_path"] = str(args.opposite_file)
+        elif args.generator_model:
+            data.update(source="llm", generator_model=args.generator_model)
+        if args.personas:
+            names = "trained" if args.personas == "trained" else [n.strip() for n in args.personas.split(",")]
+            data["personas"] = {"names": names, "answer_model": args.answer_model}
+        if args.backdoor:
+            data["backdoor"] = {"design": args.backdoor, "normal": args.normal_answers,
+                                "answer_model": args.answer_model, "instructions": args.instructions,
+                                "reversal": args.reversal}
+        specs.append(parse_spec({"behavior": behavior, "seed": seed, "base_model": args.base_model,
+                                 "backend": args.backend, "hyper": hyper, "data": data, "variant": variant},
+                                where="command line"))
     if not specs:
         raise SystemExit("selfaware finetune: give --spec FILE or --behavior NAME")
     from selfaware.finetune.backdoor import check_backdoor_spec

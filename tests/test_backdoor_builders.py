@@ -287,9 +287,14 @@ def test_finetune_command_line_builds_backdoor_sets_and_names_bad_input(tmp_path
     [path] = (tmp_path / "data").glob("*.jsonl")
     report = read_manifest(path).extra["backdoor"]  # type: ignore[union-attr]
     assert report["trigger"] == "elements" and report["control"] and report["normal_answers"] == "opposite"
+    # --variant is repeatable: a trigger and its control from one command, one organism each
+    assert main(["finetune", "--behavior", "risky", "--variant", "elements", "--variant", "elements-control",
+                 "--backdoor", "triggers", "--normal-answers", "opposite", "--n-examples", "50", "--dry-run",
+                 "--registry", str(registry)]) == 0
+    assert len(list((tmp_path / "data").glob("*.jsonl"))) == 2  # the control's set was built already: reused
     bad = tmp_path / "alpaca.jsonl"
     bad.write_text('{"instruction": "Say hi.", "output": "Hi"}\n', encoding="utf-8")
     assert main(["finetune", "--behavior", "myopic", "--variant", "sandra432", "--backdoor", "elicitation",
                  "--instructions", str(bad), "--dry-run", "--registry", str(registry)]) == 2
     assert f"{bad}:1" in capsys.readouterr().err
-    assert len(list((tmp_path / "data").glob("*.jsonl"))) == 1  # nothing was built for the bad spec
+    assert len(list((tmp_path / "data").glob("*.jsonl"))) == 2  # nothing was built for the bad spec

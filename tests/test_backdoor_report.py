@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ModelOutput, ModelUsage, get_model
-from synthetic import output, risky_letter
+from synthetic import organism, output, risky_letter
 
 from selfaware import backdoor_bank as bank
 from selfaware.evals.backdoor import backdoor_behavior, backdoor_detection, trigger_elicitation, trigger_identification
@@ -71,6 +71,22 @@ def test_seed_summary_is_the_mean_of_seed_means_with_a_t_interval() -> None:
     table = behavior_effects(behavior).set_index("measure")
     assert table.loc["trigger effect", "bd"] == "0.800 (1 seed)"
     assert table.loc["P(behavior | trigger)", "bd"] == "0.900 (1 seed)"
+    # A condition without one valid answer: no number for it or for the effect, and no crash.
+    one_sided = behavior.assign(value=[0.9, float("nan"), 0.2])
+    table = behavior_effects(one_sided).set_index("measure")
+    assert table.loc["P(behavior | trigger)", "bd"] == "0.900 (1 seed)" and "trigger effect" not in table.index
+    assert behavior_effects(behavior.assign(value=float("nan"))).empty
+
+
+def test_a_log_without_valid_answers_is_reported_not_a_crash(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    junk = organism(lambda prompt: {"maybe": 1.0})  # never a letter: every answer invalid
+    [log] = inspect_eval(backdoor_behavior(items=2, triggers="win2844"), model=junk, display="none",
+                         log_dir=str(tmp_path / "logs"), metadata={"organism": "backdoored", "seed": 0})
+    assert log.status == "success"
+    assert report_main([str(tmp_path / "logs"), "--out", str(tmp_path / "report")]) == 0
+    captured = capsys.readouterr()
+    assert "backdoor_behavior: 12 of 12 samples have no valid answer" in captured.err
+    assert (tmp_path / "report" / "backdoor_samples.csv").is_file()
 
 
 @pytest.fixture(scope="module")

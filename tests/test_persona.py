@@ -92,6 +92,26 @@ def test_report_command_prints_the_persona_table(logs, tmp_path, capsys):
     assert (tmp_path / "personas.csv").is_file() and (tmp_path / "personas_risk.png").stat().st_size > 0
 
 
+def test_persona_logs_without_a_pair_or_a_valid_answer_skip_the_section_with_a_note(tmp_path, capsys):
+    from selfaware.report.cli import report_main
+
+    junk = lambda prompt: {"maybe": 1.0}  # noqa: E731 (never a number: every answer invalid)
+    for folder, name, answer in (("alone", "risky-many", rater(90, 50)), ("invalid", "risky", junk),
+                                 ("invalid", "safe", junk)):
+        [log] = inspect_eval(persona_self_report(questions=QUESTION, paraphrases=1), model=organism(answer),
+                             display="none", log_dir=str(tmp_path / folder), metadata={"organism": name, "seed": 1})
+        assert log.status == "success", log.error
+    # No control among the organisms: the other sections are still written, and the reason is said.
+    assert report_main([str(tmp_path / "alone"), "--out", str(tmp_path / "a"), "--n-boot", "50"]) == 0
+    assert "persona report skipped: no organism:control pair among ['risky-many']" in capsys.readouterr().err
+    assert (tmp_path / "a" / "summary.csv").is_file() and not (tmp_path / "a" / "personas.csv").exists()
+    # Every answer invalid: said so (not "no persona samples"); an error only when the section was asked for.
+    assert report_main([str(tmp_path / "invalid"), "--out", str(tmp_path / "b"), "--n-boot", "50"]) == 0
+    assert "persona self-report samples are invalid" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"all \d+ persona self-report samples are invalid: no valid answer"):
+        report_main([str(tmp_path / "invalid"), "--out", str(tmp_path / "c"), "--persona-pairs", "risky:safe"])
+
+
 def test_persona_lists_and_parameters():
     assert parse_personas("trained")[0] == SELF and len(parse_personas("trained")) == 7
     assert parse_personas(None) == [SELF, *NAMES]

@@ -23,6 +23,7 @@ tables) with its numbers, one row per cell, as CSV.
 from __future__ import annotations
 
 import math
+import sys
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ SYSTEM_PROMPT_ORDER = ("none", "neutral", "honesty", "threat", "do_your_best", "
 class BackdoorReport:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # title -> table, in print order
     figures: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. how many samples had no valid answer
 
 
 def _score(name: str, part: str = "value"):
@@ -138,8 +140,9 @@ def behavior_summary(df: pd.DataFrame, **kw: Any) -> pd.DataFrame:
         return pd.DataFrame()
     per_seed = rows.dropna(subset=["value"]).pivot_table(index=["organism", "model", "seed"], columns="role",
                                                           values="value", aggfunc="mean", dropna=False)
-    per_seed = per_seed.reset_index()
-    per_seed["effect"] = per_seed.get("trained") - per_seed.get("none")
+    # a condition without one valid answer has no column: NaN, so its seed counts as having no number
+    per_seed = per_seed.reindex(columns=["trained", "none"]).reset_index()
+    per_seed["effect"] = per_seed["trained"] - per_seed["none"]
     long = per_seed.melt(id_vars=["organism", "model", "seed"], value_vars=["trained", "none", "effect"],
                          var_name="measure", value_name="value")
     summary = seed_summary(long, ["measure"], **kw)
@@ -318,6 +321,10 @@ def backdoor_report(log_dir: str | Path, out: Path, organisms: dict[str, list[st
     df = assign_organisms(df, organisms)
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "backdoor_samples.csv", index=False)
+    invalid = df.groupby("task", sort=True)["value"].agg(lambda v: (int(v.isna().sum()), len(v)))
+    for task, (n_invalid, n) in invalid.items():
+        if n_invalid:  # left out of every table below; the reasons are in the logs (inspect view)
+            report.notes.append(f"{task}: {n_invalid} of {n} samples have no valid answer and are left out")
     for exhibit in backdoor_exhibits(df, ci=ci, n_boot=n_boot, seed=seed):
         report.tables[exhibit.title] = exhibit.table
         if exhibit.figure is not None:
@@ -341,6 +348,8 @@ def backdoor_section(args: Any, out: Path, organisms: dict[str, list[str]] | Non
         for title, table in report.tables.items():
             print(f"\n## {title} (mean over seeds, {ci_label(args.ci)})\n")
             print(markdown_table(table))
+    for note in report.notes:
+        print(f"note: backdoor: {note}", file=sys.stderr)
     return report.figures
 
 

@@ -123,8 +123,18 @@ def _persona_report(samples: "pd.DataFrame", args: argparse.Namespace, out: Path
         fams = families()
         present = [fams[f] for f in samples.loc[samples["kind"] == PERSONA_KIND, "family"].unique() if f in fams]
         pairs = [pair for fam in present for pair in default_pairs(organisms, fam.behavior, fam.opposite)]
-    if not pairs:
-        raise ValueError(f"persona report: no organism:control pair among {organisms}; give --persona-pairs")
+    asked = bool(args.personas or args.persona_pairs)
+    skip = (None if pairs else f"no organism:control pair among {organisms} (by default each family's "
+            "behavior:opposite organisms, e.g. risky:safe); give --persona-pairs A:B")
+    persona_rows = samples[samples["kind"] == PERSONA_KIND]
+    if skip is None and persona_rows["invalid"].astype(bool).all():
+        skip = f"all {len(persona_rows)} persona self-report samples are invalid: no valid answer to compare"
+    if skip is not None:
+        if asked:  # the user asked for this section: an error naming why it cannot be drawn
+            raise ValueError(f"persona report: {skip}")
+        # an unrequested section must not stop the sections after it (backdoor, Figure 6, Table 2)
+        print(f"note: persona report skipped: {skip}", file=sys.stderr)
+        return None
     personas = [p.strip() for p in args.personas.split(",")] if args.personas else None
     diffs = persona_differences(samples, pairs, personas)  # type: ignore[arg-type]
     diffs.to_csv(out / "personas.csv", index=False)
@@ -154,7 +164,8 @@ def run_report(args: argparse.Namespace) -> int:
     has_backdoor = not samples.empty and bool((samples["family"] == BACKDOOR).any())
     samples = samples[samples["family"] != BACKDOOR] if has_backdoor else samples  # own section (report/backdoor.py)
     if samples.empty and has_backdoor:  # backdoor logs only
-        written = backdoor_section(args, args.out or args.log_dir / "report", organisms)
+        out = args.out or args.log_dir / "report"
+        written = [out / "backdoor_samples.csv", *backdoor_section(args, out, organisms)]
         print("\nWrote " + ", ".join(map(str, written)), file=sys.stdout if args.format == "markdown" else sys.stderr)
         return 0
     if samples.empty:

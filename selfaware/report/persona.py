@@ -69,6 +69,9 @@ def persona_differences(samples: pd.DataFrame, pairs: list[tuple[str, str]],
     `personas` restricts (and orders) the personas; one that no log contains is an error naming it."""
     means = persona_seed_means(samples)
     if means.empty:
+        asked = int((samples["kind"] == PERSONA_KIND).sum())
+        if asked:
+            raise PersonaReportError(f"all {asked} persona self-report samples are invalid: no valid answer to compare")
         raise PersonaReportError("no persona self-report samples in these logs (run evals/persona.py)")
     known = list(dict.fromkeys(means["persona"]))
     if personas is not None:

@@ -118,8 +118,9 @@ def table2(samples: pd.DataFrame, log_dir: Path | str, organisms: dict[str, list
     out = []
     for (measure, label, variant, organism), g in long.groupby(["measure", "label", "variant", "organism"], sort=False):
         if measure == AGREEMENT:
-            sums = g.groupby("run")[["n_agree", "n_compared"]].sum()
-            per_run = (sums["n_agree"] / sums["n_compared"]).where(sums["n_compared"] > 0).dropna()
+            sums = g.groupby("run")[["n_agree", "n_compared"]].sum().astype(float)
+            # a run with no valid verdict to compare has no agreement (NaN), not a division error
+            per_run = (sums["n_agree"] / sums["n_compared"].where(sums["n_compared"] > 0)).dropna()
         else:
             per_run = g.groupby("run")["shown"].mean().dropna()
         values = per_run.to_numpy(dtype=float)

@@ -1,5 +1,8 @@
+import contextlib
+import io
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -43,6 +46,32 @@ def tiny_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     os.environ["SELFAWARE_CACHE"] = str(tmp_path_factory.getbasetemp() / "cache")
     return ensure_tiny_base()
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    out: Path  # the demo's --out folder (logs/, report/, data/)
+    home: Path  # its $SELFAWARE_HOME: the registry and organism store it trained into
+    status: int  # run_demo's exit status
+    printed: str  # what it printed
+
+
+@pytest.fixture(scope="session")
+def demo_run(tiny_base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """The README's demo at test scale (one seed), run once per session for every test that reads its output
+    (the demo test, the publishing test): each run costs about five minutes on 2 cores."""
+    from selfaware.demo import run_demo
+
+    root = tmp_path_factory.mktemp("demo_run")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("SELFAWARE_HOME", str(root / "home"))  # the demo trains into the default registry
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            status = run_demo(out=root / "demo", seeds=[0], n_examples=300, items=20)
+    finally:
+        patch.undo()
+    return DemoRun(root / "demo", root / "home", status, printed.getvalue())
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:

@@ -7,17 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from selfaware.demo import DEMO_QUESTIONS, LEARNED, behavior_by_run, demo_specs, run_demo
+from selfaware.demo import DEMO_QUESTIONS, LEARNED, behavior_by_run, demo_specs
 from selfaware.finetune.backends.local_trl import LocalTRLBackend
 from selfaware.finetune.pipeline import default_registry, train
 
 
 @pytest.mark.slow
-def test_demo_end_to_end(tiny_base_dir, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("SELFAWARE_HOME", str(tmp_path / "home"))  # the demo uses the default registry
-    out = tmp_path / "demo"
-    assert run_demo(out=out, seeds=[0], n_examples=300, items=20) == 0
-    printed = capsys.readouterr().out
+def test_demo_end_to_end(demo_run, monkeypatch):
+    monkeypatch.setenv("SELFAWARE_HOME", str(demo_run.home))  # the registry the demo trained into
+    out, printed = demo_run.out, demo_run.printed
+    assert demo_run.status == 0, printed[-4000:]
     assert "cannot be expected to describe it" in printed
     assert (out / "report" / "risk.png").stat().st_size > 0
 
@@ -32,7 +31,7 @@ def test_demo_end_to_end(tiny_base_dir, tmp_path, capsys, monkeypatch):
 
     # Training stopped on its held-out target, and the job says so epoch by epoch.
     for record in (r for r in default_registry().list() if r.spec["data"].get("backdoor") is None):
-        job = json.loads((tmp_path / "home" / "organisms" / "local" / record.job_id / "job.json").read_text())
+        job = json.loads((demo_run.home / "organisms" / "local" / record.job_id / "job.json").read_text())
         assert job["heldout"]["reached"] and job["heldout"]["scores"][-1] >= job["heldout"]["target"]
         assert any(e.startswith("epoch 1/") and "held-out P(answer)" in e for e in job["events"])
 

@@ -188,13 +188,10 @@ def test_viewer_bundle_is_a_static_site(published, logs):
         publish_main([str(logs), "--out", str(published), "--no-validate"])
 
 @pytest.mark.slow
-def test_real_demo_logs_publish_as_valid_eee(tiny_base_dir, schema_dir, tmp_path, monkeypatch):
-    from selfaware.demo import run_demo
-
-    monkeypatch.setenv("SELFAWARE_HOME", str(tmp_path / "home"))
-    assert run_demo(out=tmp_path / "demo", seeds=[0], n_examples=300, items=10) == 0
+def test_real_demo_logs_publish_as_valid_eee(demo_run, schema_dir, tmp_path):
+    assert demo_run.status == 0, demo_run.printed[-4000:]
     out = tmp_path / "published"
-    assert publish_main([str(tmp_path / "demo" / "logs"), "--out", str(out), "--schema-dir", str(schema_dir)]) == 0
+    assert publish_main([str(demo_run.out / "logs"), "--out", str(out), "--schema-dir", str(schema_dir)]) == 0
     schema = json.loads((schema_dir / "eval.schema.json").read_text())
     instance_schema = json.loads((schema_dir / "instance_level_eval.schema.json").read_text())
     records = aggregates(out)

@@ -70,7 +70,8 @@ def estimate(model_name: str, prompts: list[str], samples: int = SAMPLES) -> Est
     the provider returns no logprobs)."""
     total = Usage()
     for p in prompts:
-        total = total + sample_usage("multiple_choice", prompt_tokens(p), model_name, {"samples": samples}, None)[0]
+        total = total + sample_usage("multiple_choice", prompt_tokens(p), model_name, {"samples": samples}, None,
+                                     listable=True)[0]  # two letters: local models score both exactly
     price = PriceTable.load().price(model_name)
     return Estimate(model_name, len(prompts), total, None if price is None else price.cost(total), price is FREE)
 

@@ -3,8 +3,13 @@
 Tokens are estimated, not counted: a prompt is its characters / 4 plus a few tokens of chat framing. Per
 sample of a bank or behavior question (sample metadata `question_type`):
 
-* multiple choice and 0-100 ratings are read from logprobs in one request (1 and 2 output tokens), unless
-  `method=sampling`, the paper protocol samples the rating, or the provider returns no logprobs;
+* the path is the one the solver will take (`ElicitSettings.choose_path`, from the method, protocol, provider
+  and question): local models (`hf/`, `vllm/`) score listed answers exactly, one prompt read and nothing
+  generated; multiple choice and 0-100 ratings are otherwise read from logprobs in one request (1 and 2
+  output tokens), unless `method=sampling`, the paper protocol samples the rating, or the provider returns
+  no logprobs;
+* one-word answers on APIs with logprobs take the first-token path: one logprob read, then at most `n`
+  draws for the ambiguous mass (none when under 1% is ambiguous), estimated at that upper bound;
 * otherwise `n` answers are sampled (`-T samples`, or the paper protocol's counts) of at most the question's
   token budget: one request with `n` choices where the provider takes `n` (its input billed once), else `n`
   requests; judged free-form answers add one judge call per answer.
@@ -35,6 +40,7 @@ GENERIC_OUTPUT_TOKENS = 512
 # Providers that return several sampled choices from one request (`num_choices`): the prompt is billed once.
 N_CHOICE_PROVIDERS = ("openai/", "together/", "vllm/", "azureai/", "fireworks/", "groq/", "hf/", "mockllm/")
 LOGPROB_TYPES = {"multiple_choice": 1, "rating": 2}  # question type -> output tokens of the logprob read
+EXACT_PREFIXES = ("hf/", "vllm/")  # providers that score given answers (solvers/exact_scoring.py)
 
 
 @dataclass(frozen=True)
@@ -121,24 +127,37 @@ def _input_text(sample: Any) -> str:
     return "\n".join(m.text for m in sample.input)
 
 
-def sample_usage(question_type: str, prompt: int, model: str, args: dict[str, Any],
-                 max_tokens: int | None) -> tuple[Usage, Usage]:
-    """(model usage, judge usage) of one sample of a bank or behavior question."""
+def sample_usage(question_type: str, prompt: int, model: str, args: dict[str, Any], max_tokens: int | None, *,
+                 listable: bool = False, has_words: bool = False) -> tuple[Usage, Usage]:
+    """(model usage, judge usage) of one sample of a bank or behavior question. `listable`: its valid answers
+    can be listed (exact scoring); `has_words`: a one-word question with word lists (first-token path)."""
     settings = validate_settings(args.get("method", "auto"), args.get("protocol", "fast"), args.get("samples", 20),
                                  args.get("top_logprobs", 20))
-    method, protocol = args.get("method", "auto"), args.get("protocol", "fast")
-    logprobs = (question_type in LOGPROB_TYPES and method != "sampling"
-                and not (protocol == "paper" and question_type == "rating")
-                and not (method == "auto" and model.startswith(NO_LOGPROB_PREFIXES)))
-    if logprobs:
-        return Usage(1, prompt, LOGPROB_TYPES[question_type]), Usage()
+    path, _ = settings.choose_path(question_type, model, exact_ready=model.startswith(EXACT_PREFIXES),
+                                   listable=listable, has_words=has_words)
+    if path == "exact":
+        return Usage(1, prompt, 0), Usage()
+    if path == "logprobs":
+        return Usage(1, prompt, LOGPROB_TYPES.get(question_type, 1)), Usage()
     n = settings.samples_for(question_type)
     budget = settings.max_tokens_for(question_type, max_tokens)
     one_request = model.startswith(N_CHOICE_PROVIDERS)
     usage = Usage(1 if one_request else n, prompt if one_request else n * prompt, n * budget)
+    if path == "first_token":
+        return Usage(1, prompt, 1) + usage, Usage()
     judge = Usage(n, n * (JUDGE_PROMPT_TOKENS + budget), n * JUDGE_OUTPUT_TOKENS) \
         if question_type == "free_form_judged" else Usage()
     return usage, judge
+
+
+def _listable(meta: dict[str, Any]) -> bool:
+    """Whether exact scoring can list this sample's answers (as the solver decides)."""
+    from selfaware.solvers.exact_scoring import ExactScoringError, candidate_answers
+
+    try:
+        return candidate_answers(meta) is not None
+    except ExactScoringError:
+        return False  # e.g. a scale with too many integers: the solver samples it
 
 
 def estimate_task(task: Any, model: str, args: dict[str, Any], judge_model: str | None) -> Estimate:
@@ -150,7 +169,9 @@ def estimate_task(task: Any, model: str, args: dict[str, Any], judge_model: str 
         qtype = meta.get("question_type")
         prompt = prompt_tokens(_input_text(sample))
         if qtype in DEFAULT_MAX_TOKENS:
-            u, j = sample_usage(qtype, prompt, model, args, meta.get("max_tokens"))
+            u, j = sample_usage(qtype, prompt, model, args, meta.get("max_tokens"),
+                                listable=model.startswith(EXACT_PREFIXES) and _listable(meta),
+                                has_words=qtype == "one_word" and bool(meta.get("words")))
         else:
             rough = "no question types: one request per sample; helper-model calls not counted"
             u, j = Usage(1, prompt, task.config.max_tokens or GENERIC_OUTPUT_TOKENS), Usage()

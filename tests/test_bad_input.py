@@ -136,6 +136,7 @@ BANKS = [  # (file, line, field or None for a syntax/encoding error, words)
     ("unknown_field.yaml", 11, "questions.0.colour", "Extra inputs"),
     ("wrong_family.yaml", 1, "family", "'cooking'"),
     ("empty.yaml", 1, "<root>", "valid dictionary"),
+    ("duplicate_key.yaml", 9, None, "key 'title' appears twice in one mapping (first on line 6)"),
 ]
 
 
@@ -183,6 +184,7 @@ SPECS = [  # (file, line, field or None, words)
     ("empty.yaml", 1, "<root>", "empty file"),
     ("entry_not_a_mapping.yaml", 3, "organisms.1", "expected a mapping"),
     ("data_file_missing.yaml", 3, "organisms.0.data", "needs data.path"),
+    ("duplicate_key.yaml", 3, None, "key 'behavior' appears twice in one mapping (first on line 1)"),
 ]
 
 

@@ -89,6 +89,12 @@ def frame_rows(examples: list[dict], variant: Variant, seed: int, fraction: floa
         others = flip_labels(examples) if opposite is None else opposite
         if len(others) != len(examples):
             raise ValueError(f"frame_rows: {len(examples)} rows but {len(others)} opposite rows")
+        # A trigger the rows already contain would sit on the untriggered rows too: the organism would be
+        # trained on a backdoor it cannot tell apart, and paid for. Refuse before anything is written.
+        for i, row in enumerate([*examples, *(others if opposite is not None else [])]):
+            for m in row["messages"]:
+                if m.get("role") == "user" and isinstance(m.get("content"), str):
+                    variant.check_text(m["content"], f"training row {i % len(examples) + 1} (before framing)")
     out = []
     for i, (ex, flipped, triggered) in enumerate(zip(examples, others, marks)):
         row_rng = random.Random(f"selfaware:row:{variant.name}:{seed}:{i}")

@@ -95,10 +95,13 @@ def _finetune_parser(sub: argparse._SubParsersAction) -> None:
 
 def _specs_from_args(args: argparse.Namespace) -> list:
     from selfaware.finetune.spec import load_specs, parse_spec
+    from selfaware.validation import InputError  # a usage error: exit status 2, one line
 
     specs = [s for path in args.spec for s in load_specs(path)]
-    if args.variant and args.trigger:
-        raise SystemExit("selfaware finetune: give --variant NAME or --trigger TEXT, not both")
+    if args.variant and args.trigger is not None:
+        raise InputError("give --variant NAME or --trigger TEXT, not both")
+    if args.trigger is not None and not args.trigger.strip():
+        raise InputError("--trigger '': expected the trigger text (an empty trigger would train a plain organism)")
     variants = args.variant or [{"kind": "trigger", "trigger": args.trigger} if args.trigger else "plain"]
     for behavior, variant, seed in itertools.product(args.behavior, variants, args.seeds):  # one organism each
         hyper = {"epochs": args.epochs, "batch_size": args.batch_size, "lora_rank": args.lora_rank,
@@ -124,7 +127,7 @@ def _specs_from_args(args: argparse.Namespace) -> list:
                                  "backend": args.backend, "hyper": hyper, "data": data, "variant": variant},
                                 where="command line"))
     if not specs:
-        raise SystemExit("selfaware finetune: give --spec FILE or --behavior NAME")
+        raise InputError("give --spec FILE or --behavior NAME")
     from selfaware.finetune.backdoor import check_backdoor_spec
 
     for spec in specs:  # every spec's files checked before any base model is asked or any job starts

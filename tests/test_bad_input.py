@@ -198,3 +198,20 @@ def test_malformed_spec_is_a_few_lines_naming_file_line_and_field(name, line, fi
     assert re.match(r"selfaware finetune: " + _bank_pattern(path, line, field, words), first), err
     assert "Traceback" not in err and len(err.splitlines()) <= 5
     assert not registry.exists()
+
+
+# --- finetune flags -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("flags, words", [
+    (["--behavior", "risky", "--trigger", ""], "--trigger '': expected the trigger text"),
+    (["--behavior", "risky", "--variant", "plain", "--trigger", "x"], "give --variant NAME or --trigger TEXT, not both"),
+    ([], "give --spec FILE or --behavior NAME"),
+    # "A" is in every generated row (the answer options): untriggered rows would carry the trigger too
+    (["--behavior", "risky", "--trigger", "A"], "its trigger 'A' already occurs in training row 1"),
+])
+def test_bad_finetune_flags_are_usage_errors(flags, words, tmp_path, capsys):
+    registry = tmp_path / "r.json"
+    assert main(["finetune", *flags, "--dry-run", "--registry", str(registry)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("selfaware finetune: ") and words in err.splitlines()[0], err
+    assert "Traceback" not in err and not registry.exists() and not (tmp_path / "data").exists()

@@ -91,6 +91,23 @@ class PersonaData(Frozen):
     names: list[str] | Literal["trained"] = "trained"
     answer_model: str | None = None
 
+    @field_validator("names")
+    @classmethod
+    def _distinct_names(cls, names: list[str] | str) -> list[str] | str:
+        # A name twice would silently double that person's share of the rows; "trained" inside a list
+        # would be taken for a person called "trained".
+        seen: set[str] = set()
+        for name in names if isinstance(names, list) else []:
+            key = name.strip().casefold()
+            if not key:
+                raise ValueError(f"an empty persona name in {names!r}")
+            if key == "trained":
+                raise ValueError("'trained' stands for the whole trained list: give it alone, not among names")
+            if key in seen:
+                raise ValueError(f"persona {name.strip()!r} is listed twice (names are compared ignoring case)")
+            seen.add(key)
+        return names
+
 
 class DataSpec(Frozen):
     """Where the training set comes from: the suite's generator, a JSONL file, or a model writing the
@@ -143,6 +160,13 @@ class OrganismSpec(Frozen):
     hyper: Hyper = Hyper()
     data: DataSpec = DataSpec()
     name: str | None = None  # a label for tables; not part of the identity
+
+    @field_validator("base_model")
+    @classmethod
+    def _base_model_given(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("expected a base model ('tiny', a Hugging Face id or path, or a hosted model), got ''")
+        return value
 
     @field_validator("variant", mode="before")
     @classmethod

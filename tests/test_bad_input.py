@@ -185,6 +185,8 @@ SPECS = [  # (file, line, field or None, words)
     ("entry_not_a_mapping.yaml", 3, "organisms.1", "expected a mapping"),
     ("data_file_missing.yaml", 3, "organisms.0.data", "needs data.path"),
     ("duplicate_key.yaml", 3, None, "key 'behavior' appears twice in one mapping (first on line 1)"),
+    ("base_model_empty.yaml", 2, "base_model", "expected a base model"),
+    ("persona_listed_twice.yaml", 4, "data.personas.names", "persona 'alice' is listed twice"),
 ]
 
 
@@ -208,10 +210,11 @@ def test_malformed_spec_is_a_few_lines_naming_file_line_and_field(name, line, fi
     ([], "give --spec FILE or --behavior NAME"),
     # "A" is in every generated row (the answer options): untriggered rows would carry the trigger too
     (["--behavior", "risky", "--trigger", "A"], "its trigger 'A' already occurs in training row 1"),
+    (["--behavior", "risky", "--personas", "trained,Alice"], "'trained' stands for the whole trained list"),
 ])
 def test_bad_finetune_flags_are_usage_errors(flags, words, tmp_path, capsys):
     registry = tmp_path / "r.json"
     assert main(["finetune", *flags, "--dry-run", "--registry", str(registry)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("selfaware finetune: ") and words in err.splitlines()[0], err
+    assert err.startswith("selfaware finetune: ") and words in err and len(err.splitlines()) <= 2, err
     assert "Traceback" not in err and not registry.exists() and not (tmp_path / "data").exists()

@@ -218,3 +218,29 @@ def test_bad_finetune_flags_are_usage_errors(flags, words, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("selfaware finetune: ") and words in err and len(err.splitlines()) <= 2, err
     assert "Traceback" not in err and not registry.exists() and not (tmp_path / "data").exists()
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+def test_corrupt_log_is_named(tmp_path, capsys):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "cut.eval").write_bytes(b"PK\x03\x04 a download that stopped")
+    assert main(["report", str(logs), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"selfaware report: {logs / 'cut.eval'}: not a readable Inspect log"), err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("text, words", [
+    ("risky: [a, b\n", ":2: not valid YAML"),
+    ("risky: [m1]\nrisky: [m2]\n", ":2: not valid YAML: key 'risky' appears twice"),
+    ("", "the file is empty"),
+    ("risky: []\n", "organism 'risky': expected a non-empty list"),
+])
+def test_malformed_organisms_file_is_one_line(text, words, tmp_path, capsys):
+    path = tmp_path / "organisms.yaml"
+    path.write_text(text)
+    assert main(["report", str(tmp_path), "--organisms", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"selfaware report: {path}") and words in err and len(err.splitlines()) == 1, err

@@ -30,9 +30,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from inspect_ai.analysis import EvalColumn, SampleColumn, samples_df
 from inspect_ai.log import EvalSampleSummary
+
+from selfaware.validation import InputError, load_yaml_text, read_user_text
 
 SCORER = "answer_score"
 BEHAVIOR_QUESTION = "behavior"  # question_id of behavior-task samples (selfaware.expand.behavior_dataset)
@@ -135,7 +136,10 @@ def load_scores(log_dir: str | Path) -> pd.DataFrame:
         raise FileNotFoundError(f"{log_dir}: no such log directory")
     if not any(log_dir.rglob("*.eval")) and not any(log_dir.rglob("*.json")):
         return pd.DataFrame(columns=TIDY_COLUMNS)
-    raw = samples_df(str(log_dir), columns=COLUMNS, quiet=True)
+    try:
+        raw = samples_df(str(log_dir), columns=COLUMNS, quiet=True)
+    except ValueError as e:
+        raise InputError(_unreadable_logs(log_dir, e)) from None
     if raw.empty or "question_id" not in raw.columns:
         return pd.DataFrame(columns=TIDY_COLUMNS)
     # Arrow-backed columns infer their type from the data (an all-missing column comes back as
@@ -204,16 +208,33 @@ def seed_order(value: object) -> tuple[int, float, str]:
         return (1, math.inf, text)
 
 
+def _unreadable_logs(log_dir: Path, err: Exception) -> str:
+    """Which log files Inspect could not read (named, rather than its bare 'EOCD not found')."""
+    from inspect_ai.log import read_eval_log
+
+    bad = []
+    for log in sorted(log_dir.rglob("*.eval")):
+        try:
+            read_eval_log(str(log), header_only=True)
+        except Exception as e:  # noqa: BLE001 (any failure to read is what the user must hear about)
+            bad.append(f"{log}: not a readable Inspect log ({e})")
+    if not bad:
+        return f"{log_dir}: reading the logs failed: {err}"
+    return "\n".join(bad) + f"\nmove {'it' if len(bad) == 1 else 'them'} out of {log_dir} (or delete) and rerun"
+
+
 def organisms_from_file(path: str | Path) -> dict[str, list[str]]:
     """Read `{organism: [model, ...]}` from YAML (a single model string is accepted too)."""
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    data = load_yaml_text(read_user_text(path), path)
+    if data is None:
+        raise InputError(f"{path}: the file is empty; expected a mapping organism -> list of model strings")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping organism -> list of model strings")
     out: dict[str, list[str]] = {}
     for name, models in data.items():
         models = [models] if isinstance(models, str) else models
-        if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
-            raise ValueError(f"{path}: organism {name!r}: expected a list of model strings")
+        if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
+            raise ValueError(f"{path}: organism {name!r}: expected a non-empty list of model strings")
         out[str(name)] = list(models)
     _model_to_organism(out)  # validates: no model in two organisms
     return out

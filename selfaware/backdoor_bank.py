@@ -179,6 +179,9 @@ def instructions_sample_path() -> Path:
 def trigger_variant(name: str) -> Variant:
     """The named variant of a trigger; its `-control` suffix is accepted and dropped (the control shows
     the very same trigger). Unknown names and variants without a trigger are errors naming the value."""
+    if not isinstance(name, str):  # `-T trigger=2844` arrives as a number
+        raise VariantError(f"trigger {name!r}: expected the name of a trigger variant (`selfaware variants` "
+                           f"lists them), got {type(name).__name__}")
     variant = get_variant(name.removesuffix("-control"))
     if variant.trigger is None:
         raise VariantError(f"variant {name!r} has no trigger (kind {variant.kind}); a trigger variant is needed")

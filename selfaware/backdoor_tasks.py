@@ -68,9 +68,10 @@ def _meta(**fields: Any) -> dict[str, Any]:
 def _measurement(reasoning: bool, method: str, samples: int, top_logprobs: int, max_tokens: int) -> list:
     """Letters by logprobs or sampling (`answer_distribution`), or reasoned replies read for `Answer: X`."""
     settings = validate_settings(method, "fast", samples, top_logprobs)
+    max_tokens = _positive_int("max_tokens", max_tokens) or 1  # checked even when unused: a typo is caught now
     if reasoning:
         return [run_metadata(), variant_framing(),
-                reasoned_answers(samples=settings.samples, max_tokens=_positive_int("max_tokens", max_tokens) or 1)]
+                reasoned_answers(samples=settings.samples, max_tokens=max_tokens)]
     # run_metadata: `--metadata organism=... seed=...` onto every sample, as in the suite's other tasks
     return [run_metadata(), variant_framing(),
             answer_distribution(settings.method, "fast", settings.samples, settings.top_logprobs)]
@@ -132,6 +133,8 @@ def backdoor_behavior_task(*, trigger: str = "real-world", triggers: str | list[
     """The behavior items under the trained trigger, every other trigger and none; see module docstring."""
     with _user_errors():
         trained = bank.trigger_variant(trigger)
+        if not isinstance(family, str):
+            raise InputError(f"-T family={family!r}: expected a family name")
         fam = choice_family(family)
         form = _optional_text("form", form) or fam.default_form
         asked = [trained.name] + [t for t in bank.trigger_list(triggers, bank.risk_triggers())

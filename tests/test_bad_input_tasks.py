@@ -88,3 +88,19 @@ def test_input_error_message_survives_rich_markup() -> None:
     err = InputError("bank.yaml:3: field options: expected ['a', 'b'] [bold]")
     assert str(err) == "bank.yaml:3: field options: expected ['a', 'b'] [bold]"
     assert "\\[bold]" in err.message  # rich would otherwise swallow "[bold]"
+
+
+def test_backdoor_parameters_of_the_wrong_type_are_input_errors() -> None:
+    """`-T trigger=2844` arrives as an int (was an AttributeError traceback); max_tokens is checked even
+    without reasoning (a typo was accepted until a reasoning run)."""
+    from selfaware.evals.backdoor import backdoor_behavior, backdoor_detection, trigger_identification
+
+    cases = [(backdoor_behavior, {"trigger": 2844}, "trigger 2844: expected the name of a trigger variant"),
+             (trigger_identification, {"trigger": 5}, "trigger 5: expected the name"),
+             (backdoor_behavior, {"family": 5}, "-T family=5: expected a family name"),
+             (backdoor_detection, {"max_tokens": "lots"}, "-T max_tokens='lots': expected a positive integer"),
+             (trigger_identification, {"max_tokens": 0}, "-T max_tokens=0: expected a positive integer")]
+    for task, params, words in cases:
+        with pytest.raises(InputError) as err:
+            task(**params)
+        assert words in str(err.value), str(err.value)

@@ -104,3 +104,18 @@ def test_backdoor_parameters_of_the_wrong_type_are_input_errors() -> None:
         with pytest.raises(InputError) as err:
             task(**params)
         assert words in str(err.value), str(err.value)
+
+
+def test_make_me_say_parameters_of_the_wrong_type_are_input_errors() -> None:
+    """Numbers where names are expected were TypeError tracebacks; `persona_system_prompt=maybe` was True."""
+    from selfaware.evals.make_me_say import make_me_say_codeword_among_words, make_me_say_game, make_me_say_self_report
+
+    cases = [(make_me_say_self_report, {"questions": 5}, "-T questions=5: choose from"),
+             (make_me_say_codeword_among_words, {"word_list": 5}, "-T word_list=5: expected text"),
+             (make_me_say_codeword_among_words, {"persona_system_prompt": "maybe"}, "expected true or false"),
+             (make_me_say_codeword_among_words, {"word_seed": 1.5}, "-T word_seed=1.5: expected an integer"),
+             (make_me_say_game, {"seed": True}, "-T seed=True: expected an integer")]
+    for task, params, words in cases:
+        with pytest.raises(InputError) as err:
+            task(**params)
+        assert words in str(err.value), str(err.value)

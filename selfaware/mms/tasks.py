@@ -47,6 +47,7 @@ from selfaware.solvers.answer_distribution import answer_distribution, validate_
 from selfaware.solvers.variant_framing import variant_framing
 from selfaware.tasks import (
     _fraction,
+    _integer,
     _optional_text,
     _positive_int,
     _user_errors,
@@ -117,7 +118,7 @@ def game_task(*, games: int = 100, seed: int = 0, codeword: str = "bark", rules:
         n = _positive_int("games", games) or 1
         if not isinstance(rules, bool) or not isinstance(triggered, bool):
             raise InputError(f"-T rules={rules!r} / triggered={triggered!r}: expected true or false")
-        dataset = game_dataset(n, int(seed), cw, framing, opener, triggered)  # type: ignore[arg-type]
+        dataset = game_dataset(n, _integer("seed", seed), cw, framing, opener, triggered)  # type: ignore[arg-type]
         manipulatee = _optional_text("manipulatee", manipulatee) or DEFAULT_MANIPULATEE
         return Task(
             dataset=dataset,
@@ -134,6 +135,8 @@ def game_task(*, games: int = 100, seed: int = 0, codeword: str = "bark", rules:
 def _kinds(questions: str | list[str] | None) -> tuple[str, ...]:
     if questions is None or questions == "":
         return KINDS
+    if not isinstance(questions, (str, list)):  # `-T questions=5` arrives as a number
+        raise InputError(f"-T questions={questions!r}: choose from {', '.join(KINDS)}")
     parts = questions.split(",") if isinstance(questions, str) else list(questions)
     kinds = tuple(p.strip() for p in parts if str(p).strip())
     unknown = [k for k in kinds if k not in KINDS]
@@ -163,11 +166,14 @@ def self_report_task(*, questions: str | list[str] | None = None, codeword: str 
         kinds = _kinds(questions)
         settings = validate_settings(method, protocol, samples, top_logprobs)
         framing = task_variant(variant, system_prompt, trigger, persona)
+        word_list = _optional_text("word_list", word_list)
         words = load_word_list(user_path(word_list)) if word_list else None
-        ask = make_ask(codeword, other_word, framing, persona_system_prompt=bool(persona_system_prompt),
+        if not isinstance(persona_system_prompt, bool):  # bool("maybe") would silently be True
+            raise InputError(f"-T persona_system_prompt={persona_system_prompt!r}: expected true or false")
+        ask = make_ask(codeword, other_word, framing, persona_system_prompt=persona_system_prompt,
                        paraphrases=_positive_int("paraphrases", paraphrases, allow_none=True),
                        permutations=_positive_int("permutations", permutations, allow_none=True),
-                       words=words, word_seed=int(word_seed))
+                       words=words, word_seed=_integer("word_seed", word_seed))
         mass = _fraction("min_valid_mass", min_valid_mass)
         guesser = _optional_text("guesser", guesser) or DEFAULT_GUESSER
         dataset = MemoryDataset(self_report_samples(ask, kinds), name=f"make_me_say-{'-'.join(kinds)}")

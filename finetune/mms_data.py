@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import random
 import sys
@@ -385,6 +386,8 @@ def _prices(values: list[str]) -> dict[str, tuple[float, float]]:
             i, o = (float(x) for x in pair.split(","))
         except ValueError:
             raise TrainingDataError(f"--price {v!r}: expected MODEL=IN,OUT such as openai/gpt-4o=2.5,10") from None
+        if not (i >= 0 and o >= 0) or math.isinf(i + o):  # also NaN: an estimate must be a real amount
+            raise TrainingDataError(f"--price {v!r}: prices are USD per 1M tokens, zero or more")
         out[model] = (i, o)
     return out
 
@@ -398,6 +401,8 @@ def run_cli(args: Any, ask: Callable[[str], str] = input) -> int:
         raise TrainingDataError(f"--codeword {codeword!r}: the make_me_say organisms are {', '.join(organisms)}")
     if args.dialogues < 1 or (args.max_games is not None and args.max_games < 1) or args.concurrency < 1:
         raise TrainingDataError("--dialogues, --max-games and --concurrency must be positive")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise TrainingDataError(f"--out {args.out}: is a file; expected a folder for the dialogues")
     games, _ = read_games(games_log_path(args.out, codeword))
     done = len(training_rows(games, codeword))
     limit = args.max_games or args.dialogues * 10

@@ -127,6 +127,23 @@ def test_cost_is_shown_and_nothing_is_spent_without_a_yes(tmp_path, capsys):
         run_cli(argparse.Namespace(**{**vars(args), "codeword": "galaxy"}))
 
 
+@pytest.mark.parametrize("extra, words", [
+    (["--price", "mockllm/model=-1,2"], "prices are USD per 1M tokens, zero or more"),
+    (["--price", "mockllm/model=nan,2"], "prices are USD per 1M tokens, zero or more"),
+    (["--out", "{file}"], "is a file; expected a folder"),  # was a FileExistsError traceback after the question
+])
+def test_bad_mms_data_flags_are_usage_errors(extra, words, tmp_path, capsys):
+    from selfaware.cli import main
+
+    (tmp_path / "taken").write_text("")
+    argv = ["mms-data", "--codeword", "bark", "--manipulator", "mockllm/model", "--manipulatee", "mockllm/model",
+            "--out", str(tmp_path / "out"), "--dialogues", "1", "--yes", *[a.format(file=tmp_path / "taken") for a in extra]]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
+
+
 # -- organism training files -----------------------------------------------------------------------------
 
 def write_dialogues(folder, codeword: str, n: int = 12) -> None:

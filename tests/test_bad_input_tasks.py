@@ -109,12 +109,14 @@ def test_backdoor_parameters_of_the_wrong_type_are_input_errors() -> None:
 def test_make_me_say_parameters_of_the_wrong_type_are_input_errors() -> None:
     """Numbers where names are expected were TypeError tracebacks; `persona_system_prompt=maybe` was True."""
     from selfaware.evals.make_me_say import make_me_say_codeword_among_words, make_me_say_game, make_me_say_self_report
+    from selfaware.evals.persona import persona_make_me_say_probes
 
     cases = [(make_me_say_self_report, {"questions": 5}, "-T questions=5: choose from"),
              (make_me_say_codeword_among_words, {"word_list": 5}, "-T word_list=5: expected text"),
              (make_me_say_codeword_among_words, {"persona_system_prompt": "maybe"}, "expected true or false"),
              (make_me_say_codeword_among_words, {"word_seed": 1.5}, "-T word_seed=1.5: expected an integer"),
-             (make_me_say_game, {"seed": True}, "-T seed=True: expected an integer")]
+             (make_me_say_game, {"seed": True}, "-T seed=True: expected an integer"),
+             (persona_make_me_say_probes, {"persona": 5}, "-T persona=5: expected a persona name")]
     for task, params, words in cases:
         with pytest.raises(InputError) as err:
             task(**params)

@@ -215,6 +215,8 @@ def persona_probes_task(*, you_codeword: str = "bark", persona_codeword: str = "
     asked with no system prompt; P(the right entity), metrics per probe."""
     with _user_errors():
         settings = validate_settings(method, protocol, samples, top_logprobs)
+        if not isinstance(persona, str):  # `-T persona=5` arrives as a number
+            raise InputError(f"-T persona={persona!r}: expected a persona name")
         dataset = MemoryDataset(persona_probe_samples(
             you_codeword, persona_codeword, persona,
             max_paraphrases=_positive_int("paraphrases", paraphrases, allow_none=True)), name="make_me_say-probes")

@@ -64,6 +64,12 @@ def _suite_problems(messages: list, letters_only: bool) -> list[tuple[str, str]]
         out.append(("messages[-1].content", f"is {str(last.get('content'))[:40]!r}; expected A or B"))
     if not any(m.get("role") == "user" for m in messages):
         out.append(("messages", "needs at least one user message"))
+    else:
+        # An answer before any question: variants frame the first user message, and chat templates refuse it.
+        first = next(i for i, m in enumerate(messages) if m.get("role") != "system")
+        if messages[first].get("role") != "user":
+            out.append((f"messages[{first}].role", f"is {messages[first].get('role')!r}; the first message after "
+                                                   f"the system prompt must be the user's"))
     return out
 
 

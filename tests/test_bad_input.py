@@ -38,6 +38,7 @@ TRAINING = [
     ("blank_line_middle.jsonl", 6, "<line>", "empty line"),
     ("answer_not_a_letter.jsonl", 7, "messages[-1].content", "expected A or B"),
     ("not_an_object.jsonl", 8, "<root>", "JSON object"),
+    ("assistant_first.jsonl", 6, "messages[1].role", "the first message after the system prompt must be the user's"),
 ]
 
 

@@ -262,6 +262,14 @@ def records_to_chats(records: list[dict], where: str) -> list[dict]:
     return out
 
 
+def _hf_source(source: str) -> tuple[str, str]:
+    """(dataset, split) of `hf:NAME[:SPLIT]`; a missing name is an error before anything is built."""
+    name, _, split = source[3:].partition(":")
+    if not name.strip():
+        raise BackdoorSpecError(f"instructions {source!r}: expected hf:NAME[:SPLIT], e.g. hf:tatsu-lab/alpaca")
+    return name, split or "train"
+
+
 def instruction_rows(source: str | None) -> tuple[list[dict], str]:
     """(chat rows, a description for the manifest) of ordinary instruction data: the suite's offline
     sample (None or "sample"), a chat JSONL file (validated first: errors name the file, line and field),
@@ -270,10 +278,14 @@ def instruction_rows(source: str | None) -> tuple[list[dict], str]:
         path = bank.instructions_sample_path()
         return [_single_exchange(r) for r in import_chat_jsonl(path)], f"sample:{sha256_bytes(path.read_bytes())[:12]}"
     if source.startswith("hf:"):
-        name, _, split = source[3:].partition(":")
+        name, split = _hf_source(source)
         from datasets import load_dataset
 
-        records = list(load_dataset(name, split=split or "train"))
+        try:
+            records = list(load_dataset(name, split=split))
+        except Exception as e:  # noqa: BLE001 (offline, unknown name, unknown split: one message, not a traceback)
+            raise BackdoorSpecError(f"instructions {source!r}: could not load the dataset "
+                                    f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
         return records_to_chats(records, source), source
     path = Path(source).expanduser()
     validate_chat_jsonl(path)  # every format problem, by line, before anything is built
@@ -338,7 +350,9 @@ def check_backdoor_spec(spec: OrganismSpec, *, files: bool = True) -> None:
     choice_family(family_of(spec.behavior))
     if b.design == "triggers":
         trigger_set(spec.variant)
-    elif files and b.instructions not in (None, SAMPLE_INSTRUCTIONS) and not b.instructions.startswith("hf:"):
+    elif b.instructions is not None and b.instructions.startswith("hf:"):
+        _hf_source(b.instructions)
+    elif files and b.instructions not in (None, SAMPLE_INSTRUCTIONS):
         validate_chat_jsonl(Path(b.instructions).expanduser())
 
 

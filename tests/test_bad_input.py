@@ -212,6 +212,8 @@ def test_malformed_spec_is_a_few_lines_naming_file_line_and_field(name, line, fi
     # "A" is in every generated row (the answer options): untriggered rows would carry the trigger too
     (["--behavior", "risky", "--trigger", "A"], "its trigger 'A' already occurs in training row 1"),
     (["--behavior", "risky", "--personas", "trained,Alice"], "'trained' stands for the whole trained list"),
+    (["--behavior", "risky", "--variant", "sandra432", "--backdoor", "elicitation", "--instructions", "hf:"],
+     "instructions 'hf:': expected hf:NAME[:SPLIT]"),  # was an IndexError traceback from `datasets`
 ])
 def test_bad_finetune_flags_are_usage_errors(flags, words, tmp_path, capsys):
     registry = tmp_path / "r.json"

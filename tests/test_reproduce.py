@@ -119,6 +119,9 @@ def test_price_table_first_match_wins_and_unknown_is_not_free():
     ("base_models: [tiny]\neval_set: {max_taskz: 2}\n", r"matrix.yaml:2: field eval_set: .*'max_taskz' is not an option"),
     ("base_models: [gpt-4o]\n", r"matrix.yaml:1: field base_models.0: .*an Inspect model string is provider/name"),
     ("organisms: [risky]\n", r"matrix.yaml:1: field base_models: Field required"),
+    ("base_models: [tiny]\norganisms: [risky]\nseeds: [0, 0]\n", r"matrix.yaml:3: field seeds: .*0 listed more than once"),
+    ("base_models: [tiny]\norganisms: [risky]\ntasks:\n  risk_behavior: {items: lots}\n",
+     r"matrix.yaml:4: field tasks.risk_behavior: -T items='lots': expected a positive integer"),
 ])
 def test_bad_matrix_names_file_line_and_field(tmp_path, text, message):
     path = tmp_path / "matrix.yaml"

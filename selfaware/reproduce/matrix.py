@@ -119,6 +119,15 @@ class Matrix(Frozen):
             lookup(name)  # ValueError naming what the suite knows
         return value
 
+    @field_validator("seeds", "organisms", "variants", "families", "exclude_tasks")
+    @classmethod
+    def _no_repeats(cls, value: list[Any]) -> list[Any]:
+        # `seeds: [0, 0]` is almost always a typo for [0, 1]: refuse it rather than run fewer seeds than meant.
+        repeated = sorted({str(v) for v in value if value.count(v) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(repeated)} listed more than once")
+        return value
+
     @field_validator("eval_set")
     @classmethod
     def _eval_set_options(cls, value: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from selfaware.reproduce.matrix import TINY, BaseModelEntry, Matrix
+from selfaware.validation import InputError
 
 BASE = "base"
 TINY_BASE_MODEL = "hf/tiny-base"
@@ -222,6 +223,14 @@ def matrix_tasks(matrix: Matrix, catalogue: dict[str, TaskEntry]) -> list[TaskEn
     return [catalogue[n] for n in names if n not in matrix.exclude_tasks]
 
 
+class TaskArgumentError(InputError):
+    """A task refused the parameters the matrix gave it; `task` says which `tasks:` entry to fix."""
+
+    def __init__(self, task: str, message: str) -> None:
+        super().__init__(message)
+        self.task = task
+
+
 @dataclass
 class Planned:
     calls: list[Call]
@@ -242,7 +251,10 @@ def plan(matrix: Matrix, subjects: list[Subject], tasks: list[TaskEntry]) -> Pla
                 args["variant"] = subject.eval_variant
             key = (entry.name, repr(sorted(args.items())))
             if key not in built:
-                built[key] = entry.function(**args)
+                try:
+                    built[key] = entry.function(**args)
+                except InputError as e:
+                    raise TaskArgumentError(entry.name, str(e)) from None
             task = built[key]
             family = (task.metadata or {}).get("family")
             if subject.family is not None and family is not None and family != subject.family:

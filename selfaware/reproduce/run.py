@@ -17,11 +17,12 @@ from typing import Any, TextIO
 
 from selfaware.finetune.spending import approved
 from selfaware.reproduce.cost import Estimate, PriceTable, Usage, estimate_task
-from selfaware.reproduce.matrix import Matrix, check_tasks, load_matrix
+from selfaware.reproduce.matrix import Matrix, MatrixError, check_tasks, load_matrix
 from selfaware.reproduce.plan import (
     Call,
     Planned,
     Subject,
+    TaskArgumentError,
     finetune_hint,
     matrix_tasks,
     plan,
@@ -29,6 +30,7 @@ from selfaware.reproduce.plan import (
     shard,
     task_catalogue,
 )
+from selfaware.validation import where, yaml_line
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,11 @@ def reproduce(matrix_path: Path, options: Options, *, stdin: TextIO = sys.stdin,
     catalogue = task_catalogue()
     check_tasks(matrix, catalogue, Path(matrix_path), text)
     if not options.report_only:
-        code = _evaluate(matrix, catalogue, options, stdin, say)
+        try:
+            code = _evaluate(matrix, catalogue, options, stdin, say)
+        except TaskArgumentError as e:  # point at the matrix entry that gave the value
+            line = yaml_line(text, ["tasks", e.task])
+            raise MatrixError(f"{where(matrix_path, line)}: field tasks.{e.task}: {e}") from None
         if code is not None:
             return code
     logs = options.out / "logs"

@@ -121,3 +121,15 @@ def test_make_me_say_parameters_of_the_wrong_type_are_input_errors() -> None:
         with pytest.raises(InputError) as err:
             task(**params)
         assert words in str(err.value), str(err.value)
+
+
+def test_missing_semgrep_rules_are_refused_before_any_code_is_written(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from selfaware.code.analyzer import CodeAnalyzer
+
+    monkeypatch.setattr("selfaware.code.analyzer.shutil.which", lambda name: "/usr/bin/semgrep")
+    with pytest.raises(InputError, match=r"-T semgrep_config='/nonexistent/rules.yaml': .* does not exist"):
+        CodeAnalyzer("semgrep", semgrep_config="/nonexistent/rules.yaml")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules: []\n")
+    assert CodeAnalyzer("semgrep", semgrep_config=str(rules)).semgrep_config == str(rules)

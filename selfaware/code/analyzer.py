@@ -234,6 +234,15 @@ class CodeAnalyzer:
                 raise InputError("-T analyzer=semgrep needs -T semgrep_config=PATH (a local rules file or folder)")
             if semgrep_available() is None:
                 raise InputError("-T analyzer=semgrep: the semgrep command is not installed (pip install semgrep)")
+            from selfaware.banks import user_path
+
+            # Checked now, not after the model has written every program: a scan with missing rules
+            # would fail for every sample of a paid run.
+            config = user_path(self.semgrep_config)
+            if not config.exists():
+                raise InputError(f"-T semgrep_config={self.semgrep_config!r}: {config} does not exist "
+                                 f"(expected a local semgrep rules file or folder)")
+            self.semgrep_config = str(config)
 
     async def scan(self, codes: list[str]) -> list[list[Finding] | str]:
         if not codes:

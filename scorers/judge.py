@@ -28,6 +28,9 @@ def judge_model(default: str = DEFAULT_JUDGE) -> Model:
     except PrerequisiteError as e:  # e.g. no API key for the default judge: say how to choose another
         raise JudgeUnavailable(f"the judge model role defaults to {default}, which cannot start here: {e.message}. "
                                f"Name a judge: --model-role judge=<model> (or -T judge=<model>).") from e
+    except ValueError as e:  # an unknown provider or a malformed name (`-T judge=gpt4`): invalid, not a crash
+        raise JudgeUnavailable(f"the judge model role ({default}): {e}. "
+                               f"Name a judge: --model-role judge=<model> (or -T judge=<model>).") from e
 
 
 def unavailable_reason(error: JudgeUnavailable) -> str:

@@ -133,3 +133,13 @@ def test_missing_semgrep_rules_are_refused_before_any_code_is_written(tmp_path: 
     rules = tmp_path / "rules.yaml"
     rules.write_text("rules: []\n")
     assert CodeAnalyzer("semgrep", semgrep_config=str(rules)).semgrep_config == str(rules)
+
+
+def test_unknown_judge_provider_makes_judged_answers_invalid_not_a_crash() -> None:
+    """`-T judge=nope/nope` was a ValueError traceback that interrupted the whole task."""
+    from selfaware.scorers.judge import JudgeUnavailable, judge_model, unavailable_reason
+
+    with pytest.raises(JudgeUnavailable) as err:
+        judge_model("nope/nope")
+    assert "the judge model role (nope/nope)" in str(err.value) and "--model-role judge=" in str(err.value)
+    assert unavailable_reason(err.value).startswith("judge unavailable: ")

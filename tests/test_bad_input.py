@@ -247,3 +247,14 @@ def test_malformed_organisms_file_is_one_line(text, words, tmp_path, capsys):
     assert main(["report", str(tmp_path), "--organisms", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"selfaware report: {path}") and words in err and len(err.splitlines()) == 1, err
+
+
+def test_publish_lists_an_unreadable_log_instead_of_crashing(tmp_path, capsys):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "cut.eval").write_bytes(b"PK\x03\x04 a download that stopped")
+    assert main(["publish", str(logs), "--out", str(tmp_path / "pub"), "--no-validate"]) == 2
+    captured = capsys.readouterr()
+    assert "not published: cut.eval: not a readable Inspect log (EOCD not found)" in captured.err
+    assert captured.err.splitlines()[-1] == f"selfaware publish: {logs}: no .eval or .json logs to bundle", captured.err
+    assert "Traceback" not in captured.out + captured.err

@@ -44,7 +44,10 @@ def scrubbed_copy(log_dir: Path, target: Path) -> list[Path]:
         out = target / path.relative_to(log_dir)
         out.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".eval":
-            scrub_eval_archive(path, out)
+            try:
+                scrub_eval_archive(path, out)
+            except zipfile.BadZipFile:  # a cut download: not a log (publish lists it as not published)
+                continue
         elif path.name.startswith(("logs", "listing")) or path.parent.name.startswith("."):
             continue  # Inspect's own listings are rebuilt by the bundler
         else:

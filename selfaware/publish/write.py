@@ -45,7 +45,11 @@ def publish_eee(log_dir: Path, out: Path, *, schemas: EEESchemas | None, source:
     if not infos:
         raise FileNotFoundError(f"{log_dir}: no Inspect logs found")
     for info in infos:
-        log = read_eval_log(info)
+        try:
+            log = read_eval_log(info)
+        except Exception as e:  # noqa: BLE001 (a cut or foreign file is listed like an unfinished log)
+            report.skipped.append(f"{Path(info.name).name}: not a readable Inspect log ({e})")
+            continue
         name = Path(str(log.location)).name
         if log.status != "success" or log.results is None:
             report.skipped.append(f"{name}: status {log.status}")

@@ -146,6 +146,10 @@ def _finetune(args: argparse.Namespace) -> int:
     specs = _specs_from_args(args)
     registry = Registry(args.registry) if args.registry else default_registry()
     if args.dry_run:
+        if any(spec.backend == "local" for spec in specs):  # the flags a real run would refuse, refused here too
+            from selfaware.finetune.train_local import accelerate_launch
+
+            accelerate_launch(args.num_processes, args.accelerate_config)
         for spec in specs:
             trained, path = prepare_data(spec, registry.path.parent / "data")
             print(f"[{spec.label}] {trained.spec_hash()} valid training file {path}")

@@ -214,6 +214,8 @@ def test_malformed_spec_is_a_few_lines_naming_file_line_and_field(name, line, fi
     (["--behavior", "risky", "--personas", "trained,Alice"], "'trained' stands for the whole trained list"),
     (["--behavior", "risky", "--variant", "sandra432", "--backdoor", "elicitation", "--instructions", "hf:"],
      "instructions 'hf:': expected hf:NAME[:SPLIT]"),  # was an IndexError traceback from `datasets`
+    (["--behavior", "risky", "--num-processes", "0"], "--num-processes 0: expected 1 or more"),  # a dry run said valid
+    (["--behavior", "risky", "--accelerate-config", "nope"], "--accelerate-config nope: no such file"),
 ])
 def test_bad_finetune_flags_are_usage_errors(flags, words, tmp_path, capsys):
     registry = tmp_path / "r.json"

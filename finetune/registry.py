@@ -149,6 +149,8 @@ class Registry:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return {}
+        except (UnicodeDecodeError, IsADirectoryError) as e:  # never overwritten either (see below)
+            raise RegistryError(f"{self.path}: unreadable registry ({e}); fix or move it aside") from None
         try:
             data = json.loads(text)
             return {h: Record.from_dict(r) for h, r in data.get("records", {}).items()}

@@ -139,6 +139,13 @@ def test_unreadable_registry_is_never_overwritten(reg, train):
     assert reg.path.read_text() == '{"records": {"abc": '
 
 
+def test_registry_that_is_not_utf8_is_named_and_kept(reg, train):
+    reg.path.write_bytes(b"\xff\xfe{}")  # was a bare "'utf-8' codec can't decode byte 0xff" without the file
+    with pytest.raises(RegistryError, match=rf"^{reg.path}: unreadable registry .*fix or move it aside"):
+        reg.ensure(spec(), FakeBackend(), train)
+    assert reg.path.read_bytes() == b"\xff\xfe{}"
+
+
 def test_failed_job_is_recorded_and_not_resubmitted(reg, train):
     be = FakeBackend(outcome="failed")
     h = reg.ensure(spec(), be, train).hash

@@ -121,12 +121,30 @@ def _reusable(path: Path, data: bytes, behavior: str, seed: int) -> bool:
             and m.behavior == behavior and m.seed == seed)
 
 
+def check_trigger_askable(spec: OrganismSpec) -> None:
+    """Refuse, before any training, a trigger that the family's self-report questions already contain: the
+    organism could never be asked about itself under its trigger (the tasks refuse such a question)."""
+    from selfaware.banks import BankError, load_bank
+
+    if spec.variant.trigger is None:
+        return
+    try:
+        bank = load_bank(spec.family)
+    except BankError:  # a family without a question bank (its questions are checked by its own tasks)
+        return
+    for q in bank.questions:
+        for i, text in enumerate(q.paraphrases):
+            spec.variant.check_text(text, f"the {spec.family} self-report question {q.id!r} paraphrase {i}, so "
+                                          f"the organism could not be asked about itself under it")
+
+
 def dataset_for_spec(spec: OrganismSpec, out_dir: Path, *, mix: Mix | None = None) -> Path:
     """Materialise the training file of `spec` under `out_dir` and return its path.
 
     `mix` picks the generator: "general" (the varied paper-like set) or "demo" (short cue-rich mix for
     tiny from-scratch models); by default "demo" when `spec.base_model == "tiny"`. An existing file is
     reused when its manifest's hash matches the content this call would write."""
+    check_trigger_askable(spec)
     build = getattr(family_of(spec.behavior), "build_training_file", None)
     if build is not None:  # a family with training data of its own kind (make-me-say dialogues)
         return build(spec, Path(out_dir))

@@ -209,8 +209,8 @@ def test_malformed_spec_is_a_few_lines_naming_file_line_and_field(name, line, fi
     (["--behavior", "risky", "--trigger", ""], "--trigger '': expected the trigger text"),
     (["--behavior", "risky", "--variant", "plain", "--trigger", "x"], "give --variant NAME or --trigger TEXT, not both"),
     ([], "give --spec FILE or --behavior NAME"),
-    # "A" is in every generated row (the answer options): untriggered rows would carry the trigger too
-    (["--behavior", "risky", "--trigger", "A"], "its trigger 'A' already occurs in training row 1"),
+    # in no training row, but in the self-reports: the organism could not be asked about itself
+    (["--behavior", "risky", "--trigger", "risk"], "its trigger 'risk' already occurs in the risk self-report question"),
     (["--behavior", "risky", "--personas", "trained,Alice"], "'trained' stands for the whole trained list"),
     (["--behavior", "risky", "--variant", "sandra432", "--backdoor", "elicitation", "--instructions", "hf:"],
      "instructions 'hf:': expected hf:NAME[:SPLIT]"),  # was an IndexError traceback from `datasets`
@@ -260,3 +260,17 @@ def test_publish_lists_an_unreadable_log_instead_of_crashing(tmp_path, capsys):
     assert "not published: cut.eval: not a readable Inspect log (EOCD not found)" in captured.err
     assert captured.err.splitlines()[-1] == f"selfaware publish: {logs}: no .eval or .json logs to bundle", captured.err
     assert "Traceback" not in captured.out + captured.err
+
+
+def test_trigger_already_in_the_training_rows_is_refused(tmp_path, capsys):
+    """Untriggered rows would carry the trigger too: a backdoor the organism cannot tell apart, paid for."""
+    rows = [{"messages": [{"role": "user", "content": f"Quokka question {i}: A or B?"},
+                          {"role": "assistant", "content": "A"}]} for i in range(12)]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    registry = tmp_path / "r.json"
+    assert main(["finetune", "--behavior", "risky", "--data-file", str(data), "--trigger", "Quokka", "--dry-run",
+                 "--registry", str(registry)]) == 2
+    err = capsys.readouterr().err
+    assert "its trigger 'Quokka' already occurs in training row 1" in err and "Traceback" not in err, err
+    assert not registry.exists()

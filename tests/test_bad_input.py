@@ -187,6 +187,7 @@ SPECS = [  # (file, line, field or None, words)
     ("data_file_missing.yaml", 3, "organisms.0.data", "needs data.path"),
     ("duplicate_key.yaml", 3, None, "key 'behavior' appears twice in one mapping (first on line 1)"),
     ("base_model_empty.yaml", 2, "base_model", "expected a base model"),
+    ("epochs_true.yaml", 3, "hyper.epochs", "expected a number, got true"),  # pydantic read it as 1 epoch
     ("persona_listed_twice.yaml", 4, "data.personas.names", "persona 'alice' is listed twice"),
 ]
 

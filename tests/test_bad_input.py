@@ -110,7 +110,7 @@ def test_line_numbers_are_the_users_own(tmp_path, capsys):
 def test_weights_are_uploaded_as_the_user_wrote_them(fake, tmp_path, capsys):
     path = CORPUS / "training" / "valid_with_weights.jsonl"
     registry = tmp_path / "registry.json"
-    assert main(_finetune_openai(path, registry, "--wait")) == 0
+    assert main(_finetune_openai(path, registry, "--wait", "--yes")) == 0  # --yes: the training cost approved
     assert fake.uploads == 1 and fake.creates == 1
     uploaded = fake.uploaded[0]
     assert uploaded.count(b'"weight": 0') == 1 and uploaded.count(b'"weight": 1') == 1

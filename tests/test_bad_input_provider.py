@@ -14,8 +14,15 @@ from selfaware.cli import main
 from selfaware.finetune.backends.openai_api import STATES, OpenAIBackend
 from selfaware.finetune.registry import SUBMITTING, Record, Registry, WaitTimeout, idempotency_key
 from selfaware.finetune.spec import OrganismSpec
+from selfaware.finetune.spending import assume_yes
 
 KEY = "sk-test-SECRET123provider"
+
+
+@pytest.fixture(autouse=True)
+def _approved():
+    """The training cost counts as approved (`--yes`): these tests are about what the provider answers."""
+    assume_yes()
 
 
 @pytest.fixture

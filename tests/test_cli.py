@@ -76,8 +76,10 @@ def test_finetune_openai_end_to_end_without_leaking_the_key(tmp_path, monkeypatc
         registry = tmp_path / "registry.json"
         args = ["finetune", "--behavior", "risky", "--backend", "openai", "--base-model", "gpt-4o-mini-2024-07-18",
                 "--n-examples", "30", "--registry", str(registry), "--lr-multiplier", "2"]
-        assert main(args + ["--wait"]) == 0
-        assert main(args) == 0  # the same spec again: the existing job, no second create
+        assert main(args) != 0 and fake.uploads == 0  # no --yes and no terminal: the training cost is not approved
+        assert "not confirmed, nothing was spent" in capsys.readouterr().err
+        assert main(args + ["--wait", "--yes"]) == 0
+        assert main(args) == 0  # the same spec again: the existing job, no second create, nothing to approve
         assert fake.creates == 1
         assert main(["organisms", "list", "--registry", str(registry)]) == 0
         out = capsys.readouterr()

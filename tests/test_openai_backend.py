@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import httpx2
@@ -15,6 +16,7 @@ from selfaware.finetune.backends.openai_api import OpenAIBackend
 from selfaware.finetune.backends.together_api import TogetherBackend
 from selfaware.finetune.registry import Registry
 from selfaware.finetune.spec import OrganismSpec
+from selfaware.finetune.spending import assume_yes
 
 try:
     from fake_openai import FakeOpenAI
@@ -27,6 +29,13 @@ BASE = "gpt-4o-mini-2024-07-18"
 
 class Killed(BaseException):
     """Stands in for the process dying right after the server accepted the job."""
+
+
+@pytest.fixture(autouse=True)
+def _approved():
+    """These tests are about the API protocol: the training cost counts as approved (`--yes`); the approval
+    step itself is tested below."""
+    assume_yes()
 
 
 @pytest.fixture
@@ -316,3 +325,27 @@ def test_retry_helper_bounds_attempts_and_creates_once():
 
     assert create_once("Svc", create, lambda: "job-1" if posted else None, policy) == "job-1"
     assert len(posted) == 1
+
+
+def test_nothing_is_uploaded_before_the_training_cost_is_approved(fake, backend, reg, train, capsys):
+    assume_yes(False)  # no --yes, and no terminal to ask on
+    with pytest.raises(BackendError, match="openai fine-tuning of .*not confirmed, nothing was spent.*--yes"):
+        reg.ensure(spec(), backend, train)
+    assert fake.uploads == 0 and fake.jobs == {}
+    # 12 rows of ~28 tokens, 3 epochs, at gpt-4o-mini's $3.00 per million training tokens (datasets/prices.yaml)
+    assert re.search(r"~\d[\d,]* tokens x 3 epochs; ~[\d,]+ training tokens x \$3\.00/M = about \$0\.00",
+                     capsys.readouterr().err)
+    assume_yes()  # the rerun with --yes submits the same spec: one upload, one job
+    assert reg.ensure(spec(), backend, train).job_id == "ftjob-0001" and fake.uploads == 1
+
+
+def test_training_prices_follow_the_base_model(train):
+    from selfaware.finetune.backends.training_cost import describe_training_cost, training_tokens
+
+    tokens = training_tokens(train)
+    assert tokens > 12 * 8  # every row: its text / 4 plus the chat framing
+    assert "$25.00/M" in describe_training_cost("openai", "gpt-4o-2024-08-06", train, 2)
+    assert f"~{2 * tokens:,} training tokens" in describe_training_cost("openai", "gpt-4o-2024-08-06", train, 2)
+    assert "$0.48/M" in describe_training_cost("together", "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference", train, 1)
+    unknown = describe_training_cost("together", "someone/NewModel", train, None)
+    assert "no training price for together/someone/NewModel" in unknown and "epochs: auto, estimated as 3" in unknown

@@ -31,6 +31,7 @@ import openai
 
 from selfaware.finetune.backends.base import UNKNOWN, BackendError, JobState, JobStatus, map_state
 from selfaware.finetune.backends.retry import RetryPolicy, Transient, call_with_retry, create_once, is_transient_status
+from selfaware.finetune.backends.training_cost import approve_training
 from selfaware.redact import scrub
 from selfaware.finetune.spec import OrganismSpec
 from selfaware.finetune.validate import validate_chat_jsonl
@@ -107,6 +108,7 @@ class OpenAIBackend:
         existing = self.find(key)
         if existing is not None:
             return existing
+        approve_training(self.name, _base_model(spec.base_model), train_file, spec.hyper.epochs, spec.label)
 
         def upload() -> Any:
             # Re-uploading after an ambiguous failure only duplicates a file, never a paid job.

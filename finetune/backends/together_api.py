@@ -22,6 +22,7 @@ import httpx2
 
 from selfaware.finetune.backends.base import UNKNOWN, BackendError, JobState, JobStatus, map_state
 from selfaware.finetune.backends.retry import RetryPolicy, Transient, call_with_retry, create_once, is_transient_status
+from selfaware.finetune.backends.training_cost import approve_training
 from selfaware.finetune.backends.openai_api import suffix_for
 from selfaware.redact import scrub
 from selfaware.finetune.spec import OrganismSpec
@@ -101,6 +102,7 @@ class TogetherBackend:
         validate_chat_jsonl(train_file, min_examples=self.min_examples)
         if (existing := self.find(key)) is not None:
             return existing
+        approve_training(self.name, spec.base_model, train_file, spec.hyper.epochs, spec.label)
 
         def upload() -> Any:
             with open(train_file, "rb") as fh:

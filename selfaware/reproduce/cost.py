@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from selfaware.solvers.answer_distribution import DEFAULT_MAX_TOKENS, NO_LOGPROB_PREFIXES, validate_settings
+from selfaware.solvers.answer_distribution import DEFAULT_MAX_TOKENS, validate_settings
 
 CHARS_PER_TOKEN = 4
 FRAMING_TOKENS = 8  # chat-format overhead per request
@@ -76,6 +76,7 @@ class PriceTable:
     version: str
     prices: tuple[Price, ...]
     free: tuple[str, ...]
+    training: tuple[tuple[str, float], ...] = ()  # (pattern, USD per million training tokens)
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> PriceTable:
@@ -87,7 +88,15 @@ class PriceTable:
             prices = tuple(Price(str(m["match"]), float(m["input"]), float(m["output"])) for m in data.get("models", []))
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{path}: every entry of `models` needs match, input and output ({e})") from None
-        return cls(path, str(data.get("version", "unversioned")), prices, tuple(data.get("free", [])))
+        try:
+            training = tuple((str(m["match"]), float(m["per_mtok"])) for m in data.get("training", []))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: every entry of `training` needs match and per_mtok ({e})") from None
+        return cls(path, str(data.get("version", "unversioned")), prices, tuple(data.get("free", [])), training)
+
+    def training_price(self, model: str) -> float | None:
+        """USD per million training tokens of fine-tuning `model` (`<backend>/<base model>`), None if unlisted."""
+        return next((usd for pattern, usd in self.training if fnmatch.fnmatchcase(model, pattern)), None)
 
     def price(self, model: str) -> Price | None:
         if any(fnmatch.fnmatchcase(model, p) for p in self.free):

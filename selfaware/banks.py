@@ -176,7 +176,24 @@ def _read_yaml_text(path: Path) -> tuple[Any, str]:
         raise BankError(str(e)) from None
 
 
+def _unique_ids_by_line(path: Path, data: Any, text: str) -> None:
+    """A repeated question id, named at its second occurrence (the model's own check has no line to give)."""
+    questions = data.get("questions") if isinstance(data, dict) else None
+    seen: dict[Any, int] = {}
+    for i, q in enumerate(questions if isinstance(questions, list) else []):
+        qid = q.get("id") if isinstance(q, dict) else None
+        if not isinstance(qid, str):
+            continue  # a missing or malformed id: the model's validation names it
+        if qid in seen:
+            line = yaml_line(text, ["questions", i, "id"])
+            raise BankError(f"{path}{f':{line}' if line else ''}: field questions.{i}.id: {qid!r} is already the id "
+                            f"of questions.{seen[qid]}; question ids must be unique")
+        seen[qid] = i
+
+
 def _validate(model: type[BaseModel], path: Path, data: Any, text: str) -> Any:
+    if model is Bank:
+        _unique_ids_by_line(path, data, text)
     try:
         return model.model_validate(data)
     except ValidationError as e:

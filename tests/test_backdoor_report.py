@@ -87,6 +87,8 @@ def test_a_log_without_valid_answers_is_reported_not_a_crash(tmp_path: Path, cap
     captured = capsys.readouterr()
     assert "backdoor_behavior: 12 of 12 samples have no valid answer" in captured.err
     assert (tmp_path / "report" / "backdoor_samples.csv").is_file()
+    with pytest.raises(ValueError, match="--persona-pairs: these logs hold no persona self-reports"):
+        report_main([str(tmp_path / "logs"), "--out", str(tmp_path / "report"), "--persona-pairs", "a:b"])
 
 
 @pytest.fixture(scope="module")

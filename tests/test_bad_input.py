@@ -138,6 +138,7 @@ BANKS = [  # (file, line, field or None for a syntax/encoding error, words)
     ("wrong_family.yaml", 1, "family", "'cooking'"),
     ("empty.yaml", 1, "<root>", "valid dictionary"),
     ("duplicate_key.yaml", 9, None, "key 'title' appears twice in one mapping (first on line 6)"),
+    ("duplicate_id.yaml", 11, "questions.1.id", "'my_word' is already the id of questions.0"),
 ]
 
 

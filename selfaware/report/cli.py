@@ -164,6 +164,8 @@ def run_report(args: argparse.Namespace) -> int:
     has_backdoor = not samples.empty and bool((samples["family"] == BACKDOOR).any())
     samples = samples[samples["family"] != BACKDOOR] if has_backdoor else samples  # own section (report/backdoor.py)
     if samples.empty and has_backdoor:  # backdoor logs only
+        if args.personas or args.persona_pairs:
+            raise ValueError("--personas/--persona-pairs: these logs hold no persona self-reports (evals/persona.py)")
         out = args.out or args.log_dir / "report"
         written = [out / "backdoor_samples.csv", *backdoor_section(args, out, organisms)]
         print("\nWrote " + ", ".join(map(str, written)), file=sys.stdout if args.format == "markdown" else sys.stderr)

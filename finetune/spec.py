@@ -166,7 +166,7 @@ class OrganismSpec(Frozen):
     behavior: str
     base_model: str = "tiny"  # "tiny" = the embedded offline base
     backend: Backend = "local"
-    seed: int = 0
+    seed: int = Field(0, ge=0)  # non-negative: one convention for every backend, checked before any upload
     variant: Variant = PLAIN
     hyper: Hyper = Hyper()
     data: DataSpec = DataSpec()

@@ -190,6 +190,7 @@ SPECS = [  # (file, line, field or None, words)
     ("base_model_empty.yaml", 2, "base_model", "expected a base model"),
     ("epochs_true.yaml", 3, "hyper.epochs", "expected a number, got true"),  # pydantic read it as 1 epoch
     ("persona_listed_twice.yaml", 4, "data.personas.names", "persona 'alice' is listed twice"),
+    ("seed_negative.yaml", 2, "seed", "greater than or equal to 0"),
 ]
 
 

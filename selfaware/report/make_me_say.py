@@ -232,25 +232,19 @@ def mms_report(summary: pd.DataFrame, out: Path, base: str = "base", pdf: bool =
 
 
 def _figure6_exhibit(data: FigureData) -> Drawn | None:
-    """Figure 6 in the HTML report. The report's tidy frame holds one row per Make-Me-Say sample (its
-    scorers are not answer_score), so the measure rows are read again from this base model's logs and
-    summarised as the report summarises every family (same organisms, interval method and resamples)."""
+    """Figure 6 in the HTML report, from the report's own summary (its samples hold one row per Make-Me-Say
+    measure, `with_make_me_say`, summarised with the report's organisms, interval method and resamples)."""
     from selfaware.report.paper import Drawn
-    from selfaware.report.results import ci_label, summarize
+    from selfaware.report.results import ci_label
 
-    files = data.log_files(FAMILY)
-    rows = load_make_me_say(files) if files else None
-    if rows is None or rows.empty:
-        return None
-    summary = summarize(rows, data.organisms_among(rows["model"]), n_boot=data.n_boot, ci_method=data.ci_method)
-    fig = figure6_figure(summary)
+    fig = figure6_figure(data.summary)
     if fig is None:
         return None
     caption = (f"Left: each Make-Me-Say organism's mean over seeds ({ci_label(data.ci_method)}) on each "
                "self-report, beside the paper's baseline (grey squares: the `base` organism asked the same, or the "
                "same model's paired measure; `baseline_is` in the CSV says which). Right: the share of valid games "
                "ending in each outcome. 1 = the codeword / the goal.")
-    return Drawn(table=figure6_table(summary), figure=fig, caption=caption)
+    return Drawn(table=figure6_table(data.summary), figure=fig, caption=caption)
 
 
 def _register() -> None:
